@@ -78,7 +78,7 @@ def dataset_summary(dataset_dir: str) -> pd.DataFrame | None:
         rows.append({"task": spec["task"], "obs": spec["observation_dim"], "act": spec["action_dim"],
                      "episodes": spec["num_episodes"], "transitions": spec["num_transitions"],
                      "random return": spec["random_return"], "median return": median,
-                     "best return": spec["best_return"]})
+                     "expert return": spec["expert_return"]})
     return pd.DataFrame(rows) if rows else None
 
 

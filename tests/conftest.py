@@ -14,20 +14,24 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest
 
-TINY_GENERATOR = dict(agent_steps=520, random_episodes=2, eval_every=260, eval_episodes=1, chunk=40, hidden_size=32, batch_size=32)
+TINY_LEARNER = dict(agent_steps=600, warmup_steps=200, snapshot_every=200, eval_every=300, eval_episodes=1, chunk=40,
+                    hidden_size=32, batch_size=32)
+TINY_GENERATOR = dict(transitions_per_task=4000)
 TINY_TASKS = ("cartpole-swingup", "point_mass-easy")
 
 
 @pytest.fixture(scope="session")
 def tiny_generator_config():
     from harness.data.generate import GeneratorConfig
+    from harness.data.online import LearnerConfig
 
-    return GeneratorConfig(**TINY_GENERATOR)
+    return GeneratorConfig(learner=LearnerConfig(**TINY_LEARNER), **TINY_GENERATOR)
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset_dir(tmp_path_factory, tiny_generator_config):
-    """A real two-task dataset: SAC briefly learning cartpole-swingup and point_mass-easy."""
+    """A real two-task dataset: SAC briefly learning cartpole-swingup and point_mass-easy,
+    its snapshots rolled out."""
     from harness.data import generate
 
     out = tmp_path_factory.mktemp("data") / "tiny"

@@ -47,7 +47,7 @@ def test_transitions_match_the_stored_episodes(dataset):
 
 
 def test_held_out_split_shares_no_episode(dataset):
-    splits = dataset.split_episodes(valid_fraction=0.25, seed=0)
+    splits = dataset.split_episodes(valid_fraction=0.25)
     for task in dataset.tasks:
         train, valid = splits[task.task]
         assert len(valid) >= 1 and len(train) >= 1
@@ -67,14 +67,60 @@ def test_held_out_split_shares_no_episode(dataset):
             assert set(episode_of_obs[rows]) & set(valid_eps)
 
 
-def test_sampling_is_seeded_and_fixed_batches_repeat(dataset):
+def test_sampling_is_seeded(dataset):
     a = sampler_lib.Sampler(dataset, batch_size=16, seed=5).sample()
     b = sampler_lib.Sampler(dataset, batch_size=16, seed=5).sample()
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+
+
+def test_held_out_set_is_fixed_by_the_dataset_not_the_training_seed(dataset):
+    """The split and the held-out sample come from the dataset: runs with different
+    seeds are validated on the very same transitions."""
+    sets = [sampler_lib.Sampler(dataset, batch_size=8, split="valid", seed=seed).heldout_batches(64, 16)
+            for seed in (0, 1, 99)]
+    for other in sets[1:]:
+        assert [t for t, _ in other] == [t for t, _ in sets[0]]
+        for (_, b0), (_, b1) in zip(sets[0], other):
+            np.testing.assert_array_equal(b0.observation, b1.observation)
+            np.testing.assert_array_equal(b0.action, b1.action)
+    # One task per batch, every task present, each with min(split, 64) rounded to full batches.
     s = sampler_lib.Sampler(dataset, batch_size=8, split="valid")
-    first, second = s.fixed_batches(2, seed=0), s.fixed_batches(2, seed=0)
-    np.testing.assert_array_equal(first[1].observation, second[1].observation)
+    tasks_of = np.array([t for t, _ in sets[0]])
+    assert set(tasks_of.tolist()) == {0, 1}
+    for task, batch in sets[0]:
+        assert np.all(batch.task_id == task) and batch.reward.shape == (16,)
+    for task in (0, 1):
+        assert (tasks_of == task).sum() * 16 == max(16, min(64, s.split_sizes[task]) // 16 * 16)
+    np.testing.assert_allclose(s.task_weights(), [0.5, 0.5])
+
+
+def test_monte_carlo_returns_are_discounted_returns_to_go(dataset):
+    rewards = np.array([1.0, 0.0, 2.0, 5.0, 1.0], np.float32)
+    np.testing.assert_allclose(sampler_lib.returns_to_go(rewards, np.array([3, 2]), 0.5),
+                               [1.0 + 0.5 * 0 + 0.25 * 2, 0.0 + 0.5 * 2, 2.0, 5.0 + 0.5 * 1, 1.0], rtol=1e-6)
+    s = sampler_lib.Sampler(dataset, batch_size=32, seed=0, mc_discount=0.9)
+    b = s.sample()
+    assert b.mc_return.shape == (32,) and np.all(b.mc_return >= 0)
+
+
+def test_top_episode_fraction_keeps_the_best_episodes(dataset):
+    everything = sampler_lib.Sampler(dataset, batch_size=8, split="train")
+    best = sampler_lib.Sampler(dataset, batch_size=8, split="train", top_episode_fraction=0.25)
+    assert 0 < best.num_transitions < everything.num_transitions
+    train_eps = {t.task: tr for t, (tr, _) in zip(dataset.tasks, dataset.split_episodes(0.1).values())}
+    for tid, task in enumerate(dataset.tasks):
+        returns = task.arrays["episode_returns"][train_eps[task.task]]
+        batch = best.sample(2048)
+        rows = batch.task_id == tid
+        # Every sampled transition's episode return is in the top quarter of the split.
+        threshold = np.sort(returns)[::-1][max(1, round(0.25 * len(returns))) - 1]
+        episode_of = task.transition_episode()
+        for action, reward in zip(batch.action[rows][:50], batch.reward[rows][:50]):
+            match = np.flatnonzero(np.all(task.arrays["actions"] == action[: task.action_dim], axis=1))
+            assert np.any(task.arrays["episode_returns"][episode_of[match]] >= threshold - 1e-4)
+    with pytest.raises(ValueError, match=r"top_episode_fraction=0 must be in \(0, 1\]"):
+        sampler_lib.Sampler(dataset, batch_size=8, top_episode_fraction=0)
 
 
 def test_uniform_task_weighting_balances_tasks(dataset):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from harness.data import generate, storage, tasks
+from harness.data import generate, online, rollout, storage, tasks
 from pac import cli
 
 
@@ -42,15 +43,77 @@ def test_recorded_episodes_are_consistent(tiny_dataset_dir, tiny_generator_confi
         assert np.all(a["step_type"][starts] == storage.FIRST)
         assert np.all(a["step_type"][starts + lengths] == storage.LAST)
         assert np.all(np.abs(a["actions"]) <= 1.0)
-        # Every quality level is present: random, exploring learner, evaluated learner.
+        # Every kind of behaviour is present: random, snapshots with and without noise.
         sources = set(a["episode_source"].tolist())
-        assert sources == {storage.SOURCE_RANDOM, storage.SOURCE_EXPLORE, storage.SOURCE_EVAL}
-        assert a["policy_step"][a["episode_source"].repeat(lengths) == storage.SOURCE_RANDOM].max() == 0
-        assert a["policy_step"].max() > 0
-        assert spec["best_return"] == pytest.approx(float(a["episode_returns"].max()))
-        assert spec["random_return"] == pytest.approx(
-            float(a["episode_returns"][a["episode_source"] == storage.SOURCE_RANDOM].mean()), rel=1e-5)
-        assert spec["generator"]["agent_steps"] == tiny_generator_config.agent_steps
+        assert sources == {storage.SOURCE_RANDOM, storage.SOURCE_SNAPSHOT_SAMPLED, storage.SOURCE_SNAPSHOT_MEAN}
+        is_random = a["episode_source"] == storage.SOURCE_RANDOM
+        assert np.all(a["episode_snapshot"][is_random] == -1) and np.all(a["episode_snapshot"][~is_random] >= 0)
+        assert a["policy_step"][is_random.repeat(lengths)].max() == 0 and a["policy_step"].max() > 0
+        # Each transition carries its episode's snapshot id and quality tag.
+        np.testing.assert_array_equal(a["snapshot"], a["episode_snapshot"].repeat(lengths))
+        np.testing.assert_array_equal(a["quality"], a["episode_quality"].repeat(lengths))
+        snapshot_means = {s["id"]: s["mean_return"] for s in spec["snapshots"]}
+        for snap, quality in zip(a["episode_snapshot"], a["episode_quality"]):
+            expected = spec["random_return"] if snap == -1 else snapshot_means[int(snap)]
+            assert quality == pytest.approx(expected, rel=1e-5)
+        # References: >= 20 random episodes; expert = the best snapshot's mean return.
+        assert spec["random_episodes"] == 20
+        assert spec["expert_return"] == pytest.approx(max(snapshot_means.values()))
+        assert spec["snapshot_eval_episodes"] == 10
+        # The mix: every share present, transitions add up.
+        composition = spec["composition"]
+        assert set(composition) == {"random", "early", "middle", "final"}
+        assert sum(c["transitions"] for c in composition.values()) == data.num_transitions
+        assert spec["generator"]["learner"]["agent_steps"] == tiny_generator_config.learner.agent_steps
+        assert spec["generator"]["transitions_per_task"] == tiny_generator_config.transitions_per_task
+
+
+def test_rollouts_reproduce_exactly_from_their_seed(tiny_dataset_dir, tiny_generator_config):
+    snapshots = online.load(tiny_dataset_dir, "point_mass-easy", tiny_generator_config.learner)
+    assert snapshots is not None and len(snapshots) >= 2
+    job = rollout.RolloutJob("point_mass-easy", snapshot=1, noise=True, episodes=3, seed=123)
+    first, again = rollout.run_job(job, snapshots.actor_params[1]), rollout.run_job(job, snapshots.actor_params[1])
+    other = rollout.run_job(dataclasses.replace(job, seed=124), snapshots.actor_params[1])
+    assert len(first["episodes"]) == 3
+    for e1, e2, e3 in zip(first["episodes"], again["episodes"], other["episodes"]):
+        for key in ("observations", "actions", "rewards", "discounts"):
+            np.testing.assert_array_equal(e1[key], e2[key])
+        assert not np.array_equal(e1["observations"], e3["observations"])
+    # The episodes of one job differ from each other (each environment has its own seed).
+    assert not np.array_equal(first["episodes"][0]["observations"], first["episodes"][1]["observations"])
+
+
+def test_normalization_references_are_computed_as_specified(tiny_dataset_dir, tiny_generator_config):
+    """0 = mean of the random reference episodes, 1 = the best snapshot's mean return."""
+    snapshots = online.load(tiny_dataset_dir, "cartpole-swingup", tiny_generator_config.learner)
+    job = rollout.RolloutJob("cartpole-swingup", 0, False, 1, 0)
+    episode = rollout.run_job(dataclasses.replace(job, snapshot=rollout.RANDOM_POLICY), None)["episodes"][0]
+    fake = lambda returns, **kw: {"returns": returns, "episodes": [], **kw}
+    results = [("random_reference", dataclasses.replace(job, snapshot=-1), fake([10.0] * 12)),
+               ("random_reference", dataclasses.replace(job, snapshot=-1), fake([40.0] * 8)),
+               ("random", dataclasses.replace(job, snapshot=-1), {"returns": [1.0], "episodes": [episode]})]
+    evals = {0: [100.0, 300.0], 1: [500.0, 700.0], 2: [650.0, 640.0]}
+    for snapshot in range(len(snapshots)):
+        results.append(("snapshot_eval", dataclasses.replace(job, snapshot=snapshot), fake(evals.get(snapshot, [0.0]))))
+    _, fields = generate.assemble_task("cartpole-swingup", snapshots, results, tiny_generator_config)
+    assert fields["random_return"] == pytest.approx((12 * 10 + 8 * 40) / 20)
+    assert fields["random_episodes"] == 20
+    assert fields["expert_return"] == pytest.approx(645.0) and fields["expert_snapshot"] == 2
+
+
+def test_generator_settings_are_validated():
+    with pytest.raises(ValueError, match="random_reference_episodes=5 must be >= 20"):
+        generate.GeneratorConfig(random_reference_episodes=5).validate()
+    with pytest.raises(ValueError, match=r"mix shares \[0.5, 0.6\] must be >= 0 and sum to 1"):
+        generate.GeneratorConfig(mix=(("random", 0.5), ("final", 0.6))).validate()
+    with pytest.raises(ValueError, match="mix groups"):
+        generate.GeneratorConfig(mix=(("expert", 1.0),)).validate()
+
+
+def test_snapshot_groups_cover_every_share():
+    assert generate.snapshot_groups(1) == {"early": [0], "middle": [0], "final": [0]}
+    groups = generate.snapshot_groups(10)
+    assert groups["final"][-1] == 9 and sorted(sum(groups.values(), [])) == list(range(10))
 
 
 def test_second_generation_reuses_cache(tiny_dataset_dir, tiny_generator_config):
@@ -100,12 +163,16 @@ def test_spec_that_does_not_match_arrays(tiny_dataset_dir, tmp_path):
         storage.read_task(d, "point_mass-easy")
 
 
-def test_other_generator_version_is_refused(tiny_dataset_dir, tmp_path):
+def test_other_generator_version_is_refused(tiny_dataset_dir, tmp_path, capsys):
     d = _copy(tiny_dataset_dir, tmp_path)
-    _edit_spec(d / "cartpole-swingup.json", generator_version=storage.GENERATOR_VERSION + 1)
-    with pytest.raises(storage.DatasetError, match=r"cartpole-swingup\.json: written by generator version 2, this is version 1"):
+    _edit_spec(d / "cartpole-swingup.json", generator_version=1)  # a dataset of the old format
+    with pytest.raises(storage.DatasetError,
+                       match=r"cartpole-swingup\.json: written by generator version 1, this is version 2; regenerate"):
         storage.read_task(d, "cartpole-swingup")
     assert not storage.is_complete(d, "cartpole-swingup")
+    assert cli.main(["data", "--stats", str(d)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "regenerate it with `pac data`" in err
 
 
 def test_killed_writer_leaves_nothing_that_loads(tiny_dataset_dir, tmp_path, monkeypatch):
@@ -141,3 +208,4 @@ def test_stats_report_lists_quantiles(tiny_dataset_dir, capsys):
     assert cli.main(["data", "--stats", str(tiny_dataset_dir)]) == 0
     out = capsys.readouterr().out
     assert "cartpole-swingup" in out and "point_mass-easy" in out and "median" in out
+    assert "random (0)" in out and "expert (1)" in out and "snapshot mean returns" in out

@@ -23,7 +23,7 @@ def test_grid_fit_figures_report(tiny_dataset_dir, tmp_path, capsys):
                 name="e2e", presets=("tiny", "150k", "250k"), budgets=(3e10, 6e10), alphas=(1.0, 0.5),
                 dataset={str(tiny_dataset_dir)!r},
                 base=TrainConfig(batch_size=16, num_sampled_actions=4, log_every=5, valid_every=10,
-                                 valid_batches=1, checkpoint_every=50, eval_episodes=1),
+                                 valid_examples_per_task=32, valid_batch_size=16, checkpoint_every=50, eval_episodes=1),
                 min_steps=5, max_epochs=1000.0)
     """))
     results = tmp_path / "results"

@@ -171,3 +171,33 @@ def sample_batches(rng: np.random.Generator, buffer: Transitions, size: int,
     """Draws `num_batches` uniform batches from the first `size` rows of `buffer`."""
     idx = rng.integers(0, size, size=(num_batches, batch_size))
     return Transitions(*(np.asarray(field)[idx] for field in buffer))
+
+
+class NumpyActor:
+    """The actor's forward pass in numpy, for batched inference in rollout workers.
+
+    Rollouts step B environments in lockstep and need one policy call per step for all
+    of them. For a two-layer MLP on a few dozen inputs, numpy takes a few microseconds
+    where a jitted JAX call pays ~50-100 us of dispatch, and workers stay free of XLA
+    threads. Matches `SAC._act` / `SAC._sample` (tanh-squashed Gaussian).
+    """
+
+    def __init__(self, actor_params: hk.Params):
+        params = jax.tree.map(np.asarray, actor_params)
+        torso = sorted((k for k in params if k.startswith("actor_torso")), key=lambda k: int(k.rsplit("_", 1)[1]))
+        self._torso = [(params[k]["w"].astype(np.float64), params[k]["b"].astype(np.float64)) for k in torso]
+        self._mean = (params["mean"]["w"].astype(np.float64), params["mean"]["b"].astype(np.float64))
+        self._log_std = (params["log_std"]["w"].astype(np.float64), params["log_std"]["b"].astype(np.float64))
+
+    def __call__(self, observations: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Actions in [-1, 1] for observations [B, obs_dim]: the mean action when `rng` is
+        None, else a sample of the stochastic policy (the learner's exploration noise)."""
+        x = np.asarray(observations, np.float64)
+        for w, b in self._torso:
+            x = np.maximum(x @ w + b, 0.0)
+        mean = x @ self._mean[0] + self._mean[1]
+        if rng is None:
+            return np.tanh(mean).astype(np.float32)
+        log_std = np.tanh(x @ self._log_std[0] + self._log_std[1])
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
+        return np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape)).astype(np.float32)

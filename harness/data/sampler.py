@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zlib
 from typing import Literal, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -28,6 +29,9 @@ class Batch(NamedTuple):
     reward: np.ndarray  # float32 [B]
     discount: np.ndarray  # float32 [B], 0 only at true termination.
     next_observation: np.ndarray  # float32 [B, max_obs]
+    # Discounted return-to-go of the data's episode from this transition (scaled rewards;
+    # truncated at the episode's end): a Monte-Carlo reference for the critic's diagnostics.
+    mc_return: np.ndarray  # float32 [B]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,24 +57,43 @@ class MultiTaskDataset:
         return sum(t.num_transitions for t in self.tasks)
 
     def return_bounds(self) -> dict[str, tuple[float, float]]:
-        """Per task (random-policy return, best dataset episode return): normalization's 0 and 1."""
-        return {t.task: (float(t.spec["random_return"]), float(t.spec["best_return"])) for t in self.tasks}
+        """Per task (random reference, expert reference): normalization's 0 and 1 (D4RL-style:
+        mean return of uniform-random episodes; best snapshot's mean return)."""
+        return {t.task: (float(t.spec["random_return"]), float(t.spec["expert_return"])) for t in self.tasks}
 
-    def split_episodes(self, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def split_episodes(self, valid_fraction: float = 0.1) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per task, (train, valid) episode ids; a held-out split by whole episodes.
 
-        Each task with at least two episodes holds out at least one.
+        The split is a property of the dataset: it is seeded by the dataset's own seed and
+        the task's name, never by a training run's seed, so every run of a study is
+        validated on the same episodes. Each task with two or more episodes holds out at
+        least one.
         """
         if not 0.0 <= valid_fraction < 1.0:
             raise ValueError(f"valid_fraction={valid_fraction} must be in [0, 1)")
         splits = {}
-        for i, t in enumerate(self.tasks):
-            order = np.random.default_rng([seed, i]).permutation(t.num_episodes)
+        for t in self.tasks:
+            seed = [int(t.spec.get("seed", 0)), zlib.crc32(t.task.encode())]
+            order = np.random.default_rng(seed).permutation(t.num_episodes)
             num_valid = int(round(valid_fraction * t.num_episodes))
             if valid_fraction > 0 and t.num_episodes >= 2:
                 num_valid = min(max(num_valid, 1), t.num_episodes - 1)
             splits[t.task] = (np.sort(order[num_valid:]), np.sort(order[:num_valid]))
         return splits
+
+
+def returns_to_go(rewards: np.ndarray, episode_lengths: np.ndarray, discount: float) -> np.ndarray:
+    """Discounted return-to-go of every transition within its own episode, float32."""
+    from scipy.signal import lfilter
+
+    out = np.empty(len(rewards), np.float64)
+    start = 0
+    for length in episode_lengths:
+        segment = rewards[start:start + length].astype(np.float64)[::-1]
+        # y[n] = x[n] + discount * y[n-1] on the reversed episode is the return-to-go.
+        out[start:start + length] = lfilter([1.0], [1.0, -discount], segment)[::-1]
+        start += length
+    return out.astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,22 +139,27 @@ class Sampler:
         dataset's own maxima. Smaller than a task's size is an error.
       task_weighting: 'uniform' picks a task uniformly then a transition in it (small
         tasks are not drowned out); 'transitions' samples all transitions uniformly.
-      valid_fraction, split_seed: the held-out split (see `split_episodes`).
+      valid_fraction: the held-out split (see `split_episodes`).
       reward_scale: per task name, a factor applied to rewards (e.g. 1 / action_repeat so
         every task's per-step reward lies in [0, 1]); default 1.
+      mc_discount: the discount of the batches' Monte-Carlo returns (`Batch.mc_return`).
+      top_episode_fraction: keep only the split's episodes whose return is in this top
+        fraction of the task's split (1 = all; 0.25 = "filtered BC" on the best quarter).
     """
 
     def __init__(self, dataset: MultiTaskDataset, batch_size: int, split: Literal["train", "valid", "all"] = "train",
                  seed: int = 0, max_observation_dim: int | None = None, max_action_dim: int | None = None,
                  task_weighting: Literal["uniform", "transitions"] = "uniform", valid_fraction: float = 0.1,
-                 split_seed: int = 0, reward_scale: Mapping[str, float] | None = None,
-                 normalize_observations: bool = True):
+                 reward_scale: Mapping[str, float] | None = None, normalize_observations: bool = True,
+                 mc_discount: float = 0.99, top_episode_fraction: float = 1.0):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if split not in ("train", "valid", "all"):
             raise ValueError(f"split={split!r}; allowed: 'train', 'valid', 'all'")
         if task_weighting not in ("uniform", "transitions"):
             raise ValueError(f"task_weighting={task_weighting!r}; allowed: 'uniform', 'transitions'")
+        if not 0.0 < top_episode_fraction <= 1.0:
+            raise ValueError(f"top_episode_fraction={top_episode_fraction} must be in (0, 1]")
         self.batch_size = batch_size
         self.task_weighting = task_weighting
         self.max_observation_dim = max_observation_dim or dataset.max_observation_dim
@@ -143,13 +171,15 @@ class Sampler:
                     f"the maxima {self.max_observation_dim}/{self.max_action_dim}")
         self._seed = seed
         self._rng = np.random.default_rng(seed)
-        splits = dataset.split_episodes(valid_fraction, split_seed)
+        splits = dataset.split_episodes(valid_fraction)
+        self.task_names = dataset.task_names
+        self.action_dims = np.array([t.action_dim for t in dataset.tasks])
 
         # Without normalization this stays None and evaluation feeds raw observations.
         self.normalizer: ObservationNormalizer | None = None
         if normalize_observations:
             self.normalizer = ObservationNormalizer.identity(len(dataset.tasks), self.max_observation_dim)
-        observations, actions, rewards, discounts, chosen = [], [], [], [], []
+        observations, actions, rewards, discounts, mc_returns, chosen = [], [], [], [], [], []
         obs_offset = trans_offset = 0
         self._observation_mask = np.zeros((len(dataset.tasks), self.max_observation_dim), bool)
         self._action_mask = np.zeros((len(dataset.tasks), self.max_action_dim), bool)
@@ -169,8 +199,14 @@ class Sampler:
             actions.append(_pad(a["actions"], self.max_action_dim))
             rewards.append(a["rewards"] * np.float32((reward_scale or {}).get(t.task, 1.0)))
             discounts.append(a["discounts"])
+            mc_returns.append(returns_to_go(rewards[-1], a["episode_lengths"], mc_discount))
             train_eps, valid_eps = splits[t.task]
             episodes = {"train": train_eps, "valid": valid_eps, "all": np.arange(t.num_episodes)}[split]
+            if top_episode_fraction < 1.0 and len(episodes):
+                # Filtered BC's data: the best episodes of the split, by return.
+                keep = max(1, int(round(top_episode_fraction * len(episodes))))
+                by_return = np.argsort(-a["episode_returns"][episodes], kind="stable")
+                episodes = np.sort(episodes[by_return[:keep]])
             in_split = np.isin(t.transition_episode(), episodes)
             chosen.append((np.flatnonzero(in_split) + trans_offset, t.transition_observation_index()[in_split] + obs_offset))
             obs_offset += a["observations"].shape[0]
@@ -179,6 +215,7 @@ class Sampler:
         self._actions = np.concatenate(actions)
         self._rewards = np.concatenate(rewards)
         self._discounts = np.concatenate(discounts)
+        self._mc_returns = np.concatenate(mc_returns)
         self._transition = np.concatenate([c[0] for c in chosen])
         self._obs_row = np.concatenate([c[1] for c in chosen])
         self._task_of = np.concatenate([np.full(len(c[0]), i, np.int32) for i, c in enumerate(chosen)])
@@ -219,13 +256,38 @@ class Sampler:
             reward=self._rewards[transition],
             discount=self._discounts[transition],
             next_observation=self._observations[obs_row + 1],
+            mc_return=self._mc_returns[transition],
         )
 
-    def fixed_batches(self, num_batches: int, seed: int = 0) -> list[Batch]:
-        """The same `num_batches` batches on every call: for comparable validation losses."""
-        rng = np.random.default_rng(seed)
-        positions = rng.integers(0, self.num_transitions, (num_batches, self.batch_size))
-        return [self._gather(p) for p in positions]
+    def heldout_batches(self, examples_per_task: int, batch_size: int, sample: int = 0) -> list[tuple[int, Batch]]:
+        """A fixed evaluation set: per task, its whole split or `examples_per_task`
+        transitions of it drawn without replacement (seeded by the dataset, not the run),
+        as (task index, batch) pairs of one task each, so losses can be reported per task
+        and weighted across tasks as training weights them. Batches are full: the sample
+        is rounded down to a multiple of `batch_size` (at least one batch). `sample`
+        picks another fixed sample of the same split (0 is the one training reports)."""
+        if examples_per_task < 1 or batch_size < 1:
+            raise ValueError(f"examples_per_task={examples_per_task} and batch_size={batch_size} must be >= 1")
+        batches = []
+        for task in self._tasks_present:
+            size, first = int(self.split_sizes[task]), int(self._split_starts[task])
+            rng = np.random.default_rng([zlib.crc32(self.task_names[task].encode()), size, sample])
+            count = min(size, examples_per_task)
+            count = max(batch_size, count - count % batch_size)
+            positions = first + (rng.permutation(size)[:count] if count <= size else rng.integers(0, size, count))
+            # Random order inside the task: the batch means are exchangeable, which the
+            # standard error of the held-out loss relies on.
+            batches.extend((int(task), self._gather(p)) for p in positions.reshape(-1, batch_size))
+        return batches
+
+    def task_weights(self) -> np.ndarray:
+        """How training weights the tasks (sums to 1 over tasks present): for averaging
+        per-task held-out losses into one number that means what the training loss means."""
+        if self.task_weighting == "uniform":
+            weights = (self.split_sizes > 0).astype(np.float64)
+        else:
+            weights = self.split_sizes.astype(np.float64)
+        return weights / weights.sum()
 
 
 def _pad(array: np.ndarray, width: int) -> np.ndarray:

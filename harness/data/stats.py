@@ -1,4 +1,5 @@
-"""The dataset quality report: sizes, dims and the spread of episode returns per task."""
+"""The dataset quality report: per task, sizes, normalization references, every
+snapshot's mean return and the composition of the data."""
 
 from __future__ import annotations
 
@@ -14,22 +15,27 @@ QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
 def task_statistics(data: storage.TaskData) -> dict:
-    """One row of the report: counts, dims, return quantiles, random and best returns."""
+    """One row of the report: counts, dims, references, return quantiles, composition."""
     returns = data.arrays["episode_returns"].astype(np.float64)
-    source = data.arrays["episode_source"]
+    spec = data.spec
     row = {
         "task": data.task,
         "obs_dim": data.observation_dim,
         "action_dim": data.action_dim,
         "episodes": data.num_episodes,
         "transitions": data.num_transitions,
-        "random_return": float(data.spec["random_return"]),
-        "best_return": float(data.spec["best_return"]),
+        "random_return": float(spec["random_return"]),
+        "random_episodes": int(spec["random_episodes"]),
+        "expert_return": float(spec["expert_return"]),
+        "snapshots": len(spec["snapshots"]),
+        "snapshot_returns": [round(float(s["mean_return"]), 1) for s in spec["snapshots"]],
+        "learner_seconds": spec.get("learner_seconds"),
     }
     for q in QUANTILES:
         row[f"return_q{int(q * 100):02d}"] = float(np.quantile(returns, q))
-    for name, code in (("random", storage.SOURCE_RANDOM), ("explore", storage.SOURCE_EXPLORE), ("eval", storage.SOURCE_EVAL)):
-        row[f"episodes_{name}"] = int((source == code).sum())
+    for group in ("random", "early", "middle", "final"):
+        if group in spec["composition"]:
+            row[f"share_{group}"] = spec["composition"][group]["realized_share"]
     return row
 
 
@@ -42,9 +48,17 @@ def dataset_statistics(directory: str | os.PathLike, tasks: Sequence[str] | None
     return pd.DataFrame(rows)
 
 
-def format_report(table: pd.DataFrame) -> str:
-    columns = ["task", "obs_dim", "action_dim", "episodes", "transitions", "random_return",
-               "return_q00", "return_q25", "return_q50", "return_q75", "return_q100"]
-    shown = table[columns].rename(columns={"return_q00": "min", "return_q25": "q25", "return_q50": "median",
-                                           "return_q75": "q75", "return_q100": "max", "random_return": "random"})
-    return shown.to_string(index=False, float_format=lambda x: f"{x:.1f}")
+def format_report(directory: str | os.PathLike, tasks: Sequence[str] | None = None) -> str:
+    """The table `pac data` prints: one line per task, then each task's snapshots."""
+    table = dataset_statistics(directory, tasks)
+    shares = [c for c in table.columns if c.startswith("share_")]
+    columns = ["task", "obs_dim", "action_dim", "episodes", "transitions", "random_return", "random_episodes",
+               "expert_return", "return_q00", "return_q50", "return_q100"] + shares
+    shown = table[columns].rename(columns={
+        "return_q00": "min", "return_q50": "median", "return_q100": "max", "random_return": "random (0)",
+        "random_episodes": "n_random", "expert_return": "expert (1)", **{c: c[len("share_"):] for c in shares}})
+    lines = [shown.to_string(index=False, float_format=lambda x: f"{x:.2f}" if abs(x) < 1 else f"{x:.1f}"), "",
+             "snapshot mean returns (mean-action policy, learning order):"]
+    for _, row in table.iterrows():
+        lines.append(f"  {row['task']}: {', '.join(f'{r:.0f}' for r in row['snapshot_returns'])}")
+    return "\n".join(lines)

@@ -12,15 +12,22 @@ plain numpy, readable without this package:
   actions        float32 [sum(len_e), action_dim]   in [-1, 1]
   rewards        float32 [sum(len_e)]
   discounts      float32 [sum(len_e)]                0 only at true termination
-  policy_step    int64   [sum(len_e)]                behaviour policy's update count
-  episode_lengths, episode_returns, episode_source, episode_policy_step   [num_episodes]
-episode_source: 0 = uniform random policy, 1 = the learner's stochastic (exploration)
-policy, 2 = its deterministic evaluation policy.
+  policy_step    int64   [sum(len_e)]                behaviour snapshot's SAC update count
+  snapshot       int32   [sum(len_e)]                behaviour snapshot's id, -1 = uniform random
+  quality        float32 [sum(len_e)]                that policy's mean return (the quality tag)
+  episode_lengths, episode_returns, episode_source, episode_policy_step,
+  episode_snapshot, episode_quality                 [num_episodes]
+episode_source: 0 = uniform random policy, 1 = a learner snapshot sampling its stochastic
+policy (exploration noise), 2 = a learner snapshot acting with its mean action.
 
 `<task>.json` is the spec: format and generator version, task, dims, action repeat,
-counts, each array's shape and dtype, the npz's sha256, random-policy and best-episode
-returns, seed and generator settings. The spec is written last, after the npz has been
-renamed into place, so a killed writer never leaves a spec pointing at a partial file.
+counts, each array's shape and dtype, the npz's sha256, the normalization references
+(`random_return` over `random_episodes` uniform-random episodes; `expert_return`, the
+best snapshot's mean over `snapshot_eval_episodes` episodes), every snapshot's mean
+return, the data's composition, seed and generator settings. The spec is written last,
+after the npz has been renamed into place, so a killed writer never leaves a spec
+pointing at a partial file. Datasets of older versions are refused with a one-line
+error: regenerate them.
 """
 
 from __future__ import annotations
@@ -36,9 +43,9 @@ from typing import Any, Mapping
 import numpy as np
 
 FORMAT = "pac-offline"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: snapshot rollouts, quality tags, D4RL-style references
 
-SOURCE_RANDOM, SOURCE_EXPLORE, SOURCE_EVAL = 0, 1, 2
+SOURCE_RANDOM, SOURCE_SNAPSHOT_SAMPLED, SOURCE_SNAPSHOT_MEAN = 0, 1, 2
 FIRST, MID, LAST = 0, 1, 2
 
 ARRAY_DTYPES: Mapping[str, str] = {
@@ -48,10 +55,14 @@ ARRAY_DTYPES: Mapping[str, str] = {
     "rewards": "float32",
     "discounts": "float32",
     "policy_step": "int64",
+    "snapshot": "int32",
+    "quality": "float32",
     "episode_lengths": "int32",
     "episode_returns": "float32",
     "episode_source": "uint8",
     "episode_policy_step": "int64",
+    "episode_snapshot": "int32",
+    "episode_quality": "float32",
 }
 
 
@@ -99,8 +110,9 @@ class TaskData:
 
 def build_arrays(episodes: list[Mapping[str, np.ndarray]], observation_dim: int,
                  action_dim: int) -> dict[str, np.ndarray]:
-    """Packs recorded episodes (dicts of observations [T+1], actions, rewards, discounts
-    [T], plus scalars source and policy_step per step) into the format's arrays."""
+    """Packs recorded episodes (dicts of observations [T+1], actions, rewards, discounts,
+    policy_step [T], plus per-episode scalars source, snapshot and quality) into the
+    format's arrays."""
     lengths = np.array([len(e["actions"]) for e in episodes], np.int32)
     step_type = []
     for length in lengths:
@@ -119,6 +131,10 @@ def build_arrays(episodes: list[Mapping[str, np.ndarray]], observation_dim: int,
         "episode_returns": np.array([r.sum(dtype=np.float64) for r in rewards], np.float32),
         "episode_source": np.array([e["source"] for e in episodes], np.uint8),
         "episode_policy_step": np.array([e["policy_step"][0] for e in episodes], np.int64),
+        "snapshot": np.repeat(np.array([e["snapshot"] for e in episodes], np.int32), lengths),
+        "quality": np.repeat(np.array([e["quality"] for e in episodes], np.float32), lengths),
+        "episode_snapshot": np.array([e["snapshot"] for e in episodes], np.int32),
+        "episode_quality": np.array([e["quality"] for e in episodes], np.float32),
     }
 
 
@@ -228,7 +244,7 @@ def _check_arrays(path: Path, spec: Mapping[str, Any], arrays: Mapping[str, np.n
     if num_transitions != spec.get("num_transitions") or len(lengths) != spec.get("num_episodes"):
         fail(f"{len(lengths)} episodes / {num_transitions} transitions, spec says "
              f"{spec.get('num_episodes')} / {spec.get('num_transitions')}")
-    for name in ("actions", "rewards", "discounts", "policy_step"):
+    for name in ("actions", "rewards", "discounts", "policy_step", "snapshot", "quality"):
         if arrays[name].shape[0] != num_transitions:
             fail(f"{name} has {arrays[name].shape[0]} rows, episode lengths sum to {num_transitions}")
     if arrays["observations"].shape[0] != num_transitions + len(lengths):

@@ -94,6 +94,14 @@ class TaskEnvironment:
             sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
         )
 
+    def reseed(self, seed: int) -> None:
+        """Restarts the task's random stream (initial states of the episodes to come), so
+        one environment can serve many seeded jobs: building one costs ~50 ms, as much as
+        hundreds of steps."""
+        # dm_control tasks draw every episode's initial state from `task.random`, which
+        # the suite builds from `task_kwargs['random']`; this is the same stream anew.
+        self._env.task._random = np.random.RandomState(seed)
+
     def reset(self) -> np.ndarray:
         return flatten_observation(self._env.reset().observation)
 
@@ -104,12 +112,32 @@ class TaskEnvironment:
             self._action_high - self._action_low
         )
         reward = 0.0
-        for _ in range(self.spec.action_repeat):
-            timestep = self._env.step(scaled)
-            reward += float(timestep.reward or 0.0)
-            if timestep.last():
-                break
+        for _ in range(self.spec.action_repeat - 1):
+            inner_reward, discount = self._step_without_observation(scaled)
+            reward += inner_reward
+            if discount is not None:  # the episode ended inside the repeat
+                observation = self._env.task.get_observation(self._env.physics)
+                return flatten_observation(observation), reward, float(discount), True
+        timestep = self._env.step(scaled)
+        reward += float(timestep.reward or 0.0)
         return flatten_observation(timestep.observation), reward, float(timestep.discount), timestep.last()
+
+    def _step_without_observation(self, action: np.ndarray) -> tuple[float, float | None]:
+        """One control step of dm_control's `Environment.step` (dm-control 1.0.50),
+        minus the observation nobody reads inside an action repeat: the observation dict
+        costs about as much as the physics for these small models (rollouts run ~25-60%
+        faster). Returns (reward, discount or None while the episode goes on).
+        `tests/test_data_tasks.py` checks it step for step against `Environment.step`."""
+        env = self._env
+        env._task.before_step(action, env._physics)
+        env._physics.step(env._n_sub_steps)
+        env._task.after_step(env._physics)
+        reward = float(env._task.get_reward(env._physics) or 0.0)
+        env._step_count += 1
+        discount = 1.0 if env._step_count >= env._step_limit else env._task.get_termination(env._physics)
+        if discount is not None:
+            env._reset_next_step = True
+        return reward, discount
 
 
 def make_environment(name: str, seed: int) -> TaskEnvironment:

@@ -32,7 +32,7 @@ def get_config() -> GridSpec:
             target_update_period=50,
             log_every=25,
             valid_every=100,
-            valid_batches=4,
+            valid_examples_per_task=4096,
             checkpoint_every=200,
             eval_episodes=1,  # per task, in the real environment, after training
         ),

@@ -29,7 +29,7 @@ def get_config() -> GridSpec:
             batch_size=256,
             log_every=100,
             valid_every=1000,
-            valid_batches=16,
+            valid_examples_per_task=16384, valid_batch_size=1024,
             checkpoint_every=2000,
             eval_episodes=10,
         ),

@@ -18,7 +18,7 @@ def get_config() -> GridSpec:
         alphas=(1.0, 0.5),
         seeds=(0,),
         dataset="results/data/tiny",
-        base=TrainConfig(batch_size=16, num_sampled_actions=4, log_every=5, valid_every=10, valid_batches=1,
+        base=TrainConfig(batch_size=16, num_sampled_actions=4, log_every=5, valid_every=10, valid_examples_per_task=32, valid_batch_size=16,
                          checkpoint_every=10, eval_episodes=0),
         min_steps=10,
         max_epochs=100.0,

@@ -1,9 +1,12 @@
 """`pac data`: generate offline datasets from dm_control tasks, or report on them.
 
-  pac data --preset demo --out results/data/demo      # generate (cached per task)
-  pac data --tasks walker-walk cheetah-run --steps 50000 --out data/
-  pac data --stats results/data/demo                  # the quality report
-  pac data --list                                     # the known tasks and presets
+  pac data --preset demo --out results/data/demo       # generate (cached per task)
+  pac data --tasks walker-walk --transitions-per-task 1000000 --out data/
+  pac data --stats results/data/demo                   # the quality report
+  pac data --list                                      # the known tasks and presets
+
+Generation learns each task with SAC (snapshots cached in OUT/snapshots/), then rolls
+the snapshots out in worker processes; see harness/data/generate.py.
 """
 
 from __future__ import annotations
@@ -13,23 +16,40 @@ import dataclasses
 import os
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; must be >= 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="a named task list: demo, full, test")
+    from harness.data import generate, online
+
+    learner, config = online.LearnerConfig(), generate.GeneratorConfig()
+    parser.add_argument("--preset", help="a named task list: demo, full, test (default: demo)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="dm_control tasks as domain-task")
     parser.add_argument("--out", default="results/data/demo", help="dataset directory (default: %(default)s)")
-    parser.add_argument("--steps", type=int, help="agent steps of online learning per task")
-    parser.add_argument("--eval-every", type=int, help="agent steps between recorded evaluations")
-    parser.add_argument("--random-episodes", type=int, help="uniform-random episodes per task")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="tasks generated in parallel processes (default: %(default)s)")
+    parser.add_argument("--transitions-per-task", type=_positive_int, default=config.transitions_per_task,
+                        help="recorded transitions per task (default: %(default)s)")
+    parser.add_argument("--noise-fraction", type=float, default=config.noise_fraction,
+                        help="share of snapshot episodes acting with exploration noise (default: %(default)s)")
+    parser.add_argument("--learner-steps", type=_positive_int, default=learner.agent_steps,
+                        help="most agent steps of online SAC learning per task (default: %(default)s)")
+    parser.add_argument("--stop-return", type=float, default=learner.stop_return,
+                        help="learning stops once two quick evaluations reach this return (default: %(default)s)")
+    parser.add_argument("--snapshot-every", type=_positive_int, default=learner.snapshot_every,
+                        help="agent steps between saved learner snapshots (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: %(default)s)")
+    parser.add_argument("--workers", type=_positive_int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes for learning and rollouts (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="regenerate tasks even if cached")
     parser.add_argument("--stats", metavar="DIR", help="print the statistics report of a dataset and exit")
     parser.add_argument("--list", action="store_true", help="list known tasks and presets and exit")
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.data import generate, stats, tasks
+    from harness.data import generate, online, stats, tasks
 
     if args.list:
         for name, spec in tasks.TASKS.items():
@@ -38,14 +58,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"preset {name}: {' '.join(names)}")
         return 0
     if args.stats:
-        print(stats.format_report(stats.dataset_statistics(args.stats)))
+        print(stats.format_report(args.stats))
         return 0
-    overrides = {k: v for k, v in (("agent_steps", args.steps), ("eval_every", args.eval_every),
-                                   ("random_episodes", args.random_episodes)) if v is not None}
-    config = dataclasses.replace(generate.GeneratorConfig(seed=args.seed), **overrides)
-    if "eval_every" not in overrides and "agent_steps" in overrides:
-        config = dataclasses.replace(config, eval_every=max(1, config.agent_steps // 4))
+    learner = dataclasses.replace(online.LearnerConfig(), agent_steps=args.learner_steps, stop_return=args.stop_return,
+                                  snapshot_every=args.snapshot_every, seed=args.seed)
+    config = generate.GeneratorConfig(learner=learner, transitions_per_task=args.transitions_per_task,
+                                      noise_fraction=args.noise_fraction, seed=args.seed)
     names = generate.resolve_tasks(args.tasks, args.preset if (args.preset or args.tasks) else "demo")
     generate.generate(names, args.out, config, workers=args.workers, force=args.force)
-    print(stats.format_report(stats.dataset_statistics(args.out, names)))
+    print(stats.format_report(args.out, names))
     return 0
