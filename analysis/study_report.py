@@ -61,7 +61,7 @@ def _table(frame: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
 
 
 def dataset_summary(dataset_dir: str) -> pd.DataFrame | None:
-    """Per task: dims, episodes, transitions, random / median / best episode return."""
+    """Per task: dims, episodes, transitions, random reference / median episode / expert reference return."""
     rows = []
     for spec_path in sorted(glob.glob(os.path.join(dataset_dir, "*.json"))):
         if os.path.basename(spec_path).startswith("."):
@@ -78,7 +78,7 @@ def dataset_summary(dataset_dir: str) -> pd.DataFrame | None:
         rows.append({"task": spec["task"], "obs": spec["observation_dim"], "act": spec["action_dim"],
                      "episodes": spec["num_episodes"], "transitions": spec["num_transitions"],
                      "random return": spec["random_return"], "median return": median,
-                     "expert return": spec["expert_return"]})
+                     "expert return": spec.get("expert_return", np.nan)})
     return pd.DataFrame(rows) if rows else None
 
 

@@ -42,7 +42,7 @@ def main() -> None:
     for preset in args.presets:
         config = TrainConfig(preset=preset, dataset=args.dataset, steps=args.steps, batch_size=args.batch_size,
                              compute_dtype=args.dtype, eval_episodes=0, log_every=max(args.steps // 4, 1),
-                             valid_every=args.steps, checkpoint_every=args.steps, valid_batches=1)
+                             valid_every=args.steps, checkpoint_every=args.steps, valid_examples_per_task=256, valid_batch_size=64)
         with tempfile.TemporaryDirectory() as run_dir:
             result = train(config, run_dir, progress=False)
         t = result["throughput"]

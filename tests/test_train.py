@@ -29,7 +29,7 @@ VOLATILE = ["wall_time", "steps_per_second", "data_wait_fraction"]
 def _train_command(dataset: Path, run_dir: Path, steps: int) -> list[str]:
     return [sys.executable, "-m", "pac.cli", "train", "--run-dir", str(run_dir), "--no-progress",
             "--dataset", str(dataset), "--preset", "tiny", "--steps", str(steps), "--batch-size", "16",
-            "--log-every", "5", "--valid-every", "10", "--checkpoint-every", "10", "--valid-batches", "1",
+            "--log-every", "5", "--valid-every", "10", "--checkpoint-every", "10", "--valid-examples-per-task", "32", "--valid-batch-size", "16",
             "--eval-episodes", "0", "--num-sampled-actions", "4"]
 
 
@@ -74,7 +74,7 @@ def test_killed_job_resumes_and_matches_uninterrupted(tiny_dataset_dir, tmp_path
 
 def test_full_job_logs_everything_and_evaluates(tiny_dataset_dir, tmp_path):
     config = TrainConfig(preset="tiny", dataset=str(tiny_dataset_dir), steps=12, batch_size=16, log_every=4,
-                         valid_every=6, checkpoint_every=6, valid_batches=1, eval_episodes=1, num_sampled_actions=4)
+                         valid_every=6, checkpoint_every=6, valid_examples_per_task=32, valid_batch_size=16, eval_episodes=1, num_sampled_actions=4)
     result = train(config, tmp_path / "run", progress=False)
     assert result["status"] == "done" and result["steps"] == 12
     assert result["flops"] == 12 * result["flops_per_update"]
@@ -104,7 +104,7 @@ def test_nan_in_the_data_stops_with_step_and_metric(tiny_dataset_dir, tmp_path):
         if task == "point_mass-easy":
             arrays["rewards"] = np.full_like(arrays["rewards"], np.nan)
         storage.write_task(bad, task, arrays, {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")})
-    config = TrainConfig(preset="tiny", dataset=str(bad), steps=8, batch_size=16, log_every=2, valid_batches=1,
+    config = TrainConfig(preset="tiny", dataset=str(bad), steps=8, batch_size=16, log_every=2, valid_examples_per_task=32, valid_batch_size=16,
                          checkpoint_every=100, eval_episodes=0, num_sampled_actions=2)
     with pytest.raises(TrainingDiverged, match=r"non-finite \w+=nan at step 2 in .*; no checkpoint yet"):
         train(config, tmp_path / "run", progress=False)
