@@ -21,6 +21,8 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from analysis.parametric import ParametricLaw  # noqa: E402
+
 COLUMN = 3.3  # inches
 PAGE = 6.8
 _STYLE = {"font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "legend.fontsize": 6.5,
@@ -214,11 +216,11 @@ def contour_figure(fits: dict):
     if not _ok(a3):
         return None
     pts = _points(fits)
-    k = a3["k"]
+    law = ParametricLaw.from_dict(a3)
     c = np.geomspace(np.nanmin(pts["C"]) / 3, np.nanmax(pts["C"]) * 10, 200)
     n = np.geomspace(np.nanmin(pts["N"]) / 5, np.nanmax(pts["N"]) * 5, 200)
     cc, nn = np.meshgrid(c, n)
-    loss = a3["E"] + a3["A"] / nn ** a3["alpha"] + a3["B"] / (cc / (k * nn)) ** a3["beta"]
+    loss = law.predict(nn, cc / (law.k * nn))
     fig, ax = plt.subplots(figsize=(COLUMN, 2.6))
     # The floor is the lowest predicted loss on the plot (E itself can fit to ~0 on noisy
     # grids, and a geometric scale cannot start at 0).

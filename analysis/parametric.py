@@ -34,7 +34,7 @@ import dataclasses
 import functools
 import itertools
 import time
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,66 @@ class ParametricConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ParametricLaw:
+    """L(N, D) = E + A / N^alpha + B / D^beta with C = k N D: the one place the law is
+    evaluated (the fit's point estimate, its bootstrap band, the figures).
+
+    Fields are scalars (one law) or arrays of equal shape S (a batch of laws, e.g. the
+    bootstrap refits); `predict` and `allocate` then return shape S + shape(inputs).
+    """
+
+    E: np.ndarray | float
+    A: np.ndarray | float
+    B: np.ndarray | float
+    alpha: np.ndarray | float
+    beta: np.ndarray | float
+    k: float = 6.0
+
+    @classmethod
+    def from_dict(cls, fitted: Mapping[str, Any]) -> "ParametricLaw":
+        """From fits.json's "approach3" entry (or any mapping with E, A, B, alpha, beta, k)."""
+        return cls(*(float(fitted[name]) for name in PARAM_NAMES), k=float(fitted.get("k", 6.0)))
+
+    def _batched(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The parameters shaped to broadcast against inputs of x's shape."""
+        x = np.asarray(x, dtype=np.float64)
+        params = [np.asarray(getattr(self, n), dtype=np.float64) for n in PARAM_NAMES]
+        return tuple(p.reshape(p.shape + (1,) * x.ndim) for p in params)
+
+    @property
+    def a(self) -> np.ndarray | float:
+        """Exponent of N_opt ∝ C^a."""
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def b(self) -> np.ndarray | float:
+        """Exponent of D_opt ∝ C^b (a + b = 1)."""
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def G(self) -> np.ndarray | float:
+        """G = (alpha A / (beta B))^(1 / (alpha + beta)); NaN where there is no allocation."""
+        return _allocation_g(self.A, self.B, self.alpha, self.beta)
+
+    def predict(self, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Predicted loss at parameters `n` and examples/tokens `d`."""
+        n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+        E, A, B, alpha, beta = self._batched(n)
+        with np.errstate(all="ignore"):
+            return E + A / n**alpha + B / d**beta
+
+    def allocate(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Compute-optimal (N_opt, D_opt) for FLOPs `c`, in closed form:
+        N_opt = G (C/k)^(beta/(alpha+beta)), D_opt = G^-1 (C/k)^(alpha/(alpha+beta))."""
+        c = np.asarray(c, dtype=np.float64) / self.k
+        E, A, B, alpha, beta = self._batched(c)
+        g = np.asarray(_allocation_g(A, B, alpha, beta))
+        with np.errstate(all="ignore"):
+            a = beta / (alpha + beta)
+            return g * c**a, c ** (1 - a) / g
+
+
+@dataclasses.dataclass(frozen=True)
 class ParametricFit:
     """A fitted L(N, D) = E + A / N^alpha + B / D^beta, with bootstrap CIs.
 
@@ -119,36 +179,39 @@ class ParametricFit:
     seconds: float = 0.0
 
     @property
+    def law(self) -> ParametricLaw:
+        """The point estimate as a law."""
+        return ParametricLaw(self.E, self.A, self.B, self.alpha, self.beta, self.k)
+
+    @property
+    def bootstrap_laws(self) -> ParametricLaw | None:
+        """The bootstrap refits as one batch of laws (shape [n_bootstrap]), or None."""
+        if self.bootstrap is None or len(self.bootstrap) == 0:
+            return None
+        return ParametricLaw(*self.bootstrap.T, k=self.k)
+
+    @property
     def a(self) -> float:
-        """Exponent of N_opt ∝ C^a."""
-        return self.beta / (self.alpha + self.beta)
+        return self.law.a
 
     @property
     def b(self) -> float:
-        """Exponent of D_opt ∝ C^b (a + b = 1)."""
-        return self.alpha / (self.alpha + self.beta)
+        return self.law.b
 
     @property
     def G(self) -> float:
-        """G = (alpha A / (beta B))^(1 / (alpha + beta))."""
-        return _allocation_g(self.A, self.B, self.alpha, self.beta)
+        return self.law.G
 
     def params(self) -> dict[str, float]:
         return {name: float(getattr(self, name)) for name in PARAM_NAMES}
 
     def predict(self, n: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Predicted loss at parameters `n` and examples/tokens `d`."""
-        n = np.asarray(n, dtype=np.float64)
-        d = np.asarray(d, dtype=np.float64)
-        return self.E + self.A / n**self.alpha + self.B / d**self.beta
+        return self.law.predict(n, d)
 
     def allocate(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Compute-optimal (N_opt, D_opt) for FLOPs `c`, in closed form.
-
-        N_opt = G (C/k)^(beta/(alpha+beta)), D_opt = G^-1 (C/k)^(alpha/(alpha+beta)).
-        """
-        c = np.asarray(c, dtype=np.float64) / self.k
-        return self.G * c**self.a, c**self.b / self.G
+        """Compute-optimal (N_opt, D_opt) for FLOPs `c` (see ParametricLaw.allocate)."""
+        return self.law.allocate(c)
 
     def tokens_per_parameter(self, c: np.ndarray) -> np.ndarray:
         """D_opt / N_opt at FLOPs `c` (Chinchilla's famous ~20 for LMs)."""
@@ -486,10 +549,9 @@ def fit_parametric(n: np.ndarray, d: np.ndarray, loss: np.ndarray,
 
 def bootstrap_intervals(samples: np.ndarray, level: float) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the parameters and of a, b, G from (n, 5) refits."""
-    E, A, B, alpha, beta = samples.T
+    laws = ParametricLaw(*samples.T)
     with np.errstate(all="ignore"):
-        derived = {"a": beta / (alpha + beta), "b": alpha / (alpha + beta),
-                              "G": _allocation_g(A, B, alpha, beta)}
+        derived = {"a": laws.a, "b": laws.b, "G": laws.G}
     columns = dict(zip(PARAM_NAMES, samples.T)) | derived
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     out = {}

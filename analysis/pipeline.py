@@ -157,12 +157,7 @@ def parametric_dict(fit: parametric.ParametricFit, points: pd.DataFrame) -> dict
     n_opt, d_opt = fit.allocate(grid)
     allocation = {"C": grid.tolist(), "N": n_opt.tolist(), "D": d_opt.tolist()}
     if fit.bootstrap is not None and len(fit.bootstrap) >= 2:
-        E, A, B, alpha, beta = fit.bootstrap.T
-        with np.errstate(all="ignore"):
-            g = parametric._allocation_g(A, B, alpha, beta)[:, None]
-            a = (beta / (alpha + beta))[:, None]
-            n_boot = g * (grid[None] / fit.k) ** a
-            d_boot = (grid[None] / fit.k) ** (1 - a) / g
+        n_boot, d_boot = fit.bootstrap_laws.allocate(grid)  # [n_bootstrap, len(grid)]
         q = [(1 - fit.ci_level) / 2 * 100, (1 + fit.ci_level) / 2 * 100]
         for name, values in (("N", n_boot), ("D", d_boot)):
             # Degenerate refits (alpha or beta -> 0) overflow; they drop out of the band.

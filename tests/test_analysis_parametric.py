@@ -96,3 +96,27 @@ def test_config_grid_is_the_reference_grid():
     assert set(grid[:, 0]) == {0.0, 5.0, 10.0, 15.0, 20.0, 25.0}
     assert set(grid[:, 3]) == {0.0, 0.5, 1.0, 1.5, 2.0}
     assert dataclasses.is_dataclass(parametric.ParametricFit)
+
+
+def test_one_law_object_serves_point_estimates_and_bootstrap_batches():
+    """ParametricLaw evaluates one law or a batch of them (the bootstrap band) the same way."""
+    from analysis.parametric import ParametricLaw
+
+    samples = np.array([[1.7, 400.0, 410.0, 0.34, 0.28], [1.6, 380.0, 500.0, 0.30, 0.30], [1.8, 420.0, 300.0, 0.36, 0.25]])
+    batch = ParametricLaw(*samples.T, k=6.0)
+    c = np.geomspace(1e18, 1e22, 5)
+    n_batch, d_batch = batch.allocate(c)
+    assert n_batch.shape == (3, 5)
+    for i, row in enumerate(samples):
+        one = ParametricLaw(*row, k=6.0)
+        n_one, d_one = one.allocate(c)
+        np.testing.assert_allclose(n_batch[i], n_one, rtol=1e-12)
+        np.testing.assert_allclose(6.0 * n_one * d_one, c, rtol=1e-9)  # C = k N D on the frontier
+        np.testing.assert_allclose(batch.predict(n_one, d_one)[i], one.predict(n_one, d_one), rtol=1e-12)
+        # The frontier minimizes the predicted loss at fixed C.
+        for scale in (0.8, 1.25):
+            assert np.all(one.predict(n_one * scale, d_one / scale) >= one.predict(n_one, d_one))
+    assert ParametricLaw.from_dict({"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28, "k": 6.0}) == \
+        ParametricLaw(1.7, 400.0, 410.0, 0.34, 0.28, 6.0)
+    # No allocation where an exponent is <= 0: NaN, not a number that looks like a result.
+    assert np.all(np.isnan(ParametricLaw(1.0, 1.0, 1.0, -0.1, 0.3).allocate(c)[0]))
