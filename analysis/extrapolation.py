@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from analysis import isoflop
+from analysis import isoflop, load
 from analysis import parametric
 
 
@@ -50,7 +50,7 @@ class ExtrapolationCheck:
         return dataclasses.asdict(self)
 
 
-def check_extrapolation(points: pd.DataFrame, k: float,
+def check_extrapolation(points: pd.DataFrame, k: "float | load.FlopsPerParameter",
                         config: parametric.ParametricConfig) -> ExtrapolationCheck:
     """Fits on all budgets but the largest and predicts the largest.
 

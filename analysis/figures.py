@@ -220,7 +220,7 @@ def contour_figure(fits: dict):
     c = np.geomspace(np.nanmin(pts["C"]) / 3, np.nanmax(pts["C"]) * 10, 200)
     n = np.geomspace(np.nanmin(pts["N"]) / 5, np.nanmax(pts["N"]) * 5, 200)
     cc, nn = np.meshgrid(c, n)
-    loss = law.predict(nn, cc / (law.k * nn))
+    loss = law.predict(nn, law.examples(cc, nn))
     fig, ax = plt.subplots(figsize=(COLUMN, 2.6))
     # The floor is the lowest predicted loss on the plot (E itself can fit to ~0 on noisy
     # grids, and a geometric scale cannot start at 0).

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from analysis import powerlaw
+from analysis import load, powerlaw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,13 +157,13 @@ def vertex(coefficients: np.ndarray) -> np.ndarray:
         return np.where(c2 > 0, -c1 / (2 * c2), np.nan)
 
 
-def fit_isoflop(points: pd.DataFrame, k: float, *, n_bootstrap: int = 1000, seed: int = 0,
+def fit_isoflop(points: pd.DataFrame, k: "float | load.FlopsPerParameter", *, n_bootstrap: int = 1000, seed: int = 0,
                 level: float = 0.95, min_runs: int = 3) -> IsoFlopFit:
     """Fits Approach 2 to final runs that carry a `budget`.
 
     Args:
       points: points frame (N, loss, budget columns; see `load`).
-      k: FLOPs per parameter per example (D_opt = C / (k N_opt)).
+      k: FLOPs per parameter per example, a number or per model size (D_opt = C / (k(N_opt) N_opt)).
       n_bootstrap: resamples of the runs within each budget (0: no intervals).
       seed: resampling seed.
       level: interval coverage.
@@ -173,6 +173,7 @@ def fit_isoflop(points: pd.DataFrame, k: float, *, n_bootstrap: int = 1000, seed
       The per-budget optima and power laws. Warns for budgets skipped or whose optimum
       is not bracketed by the sampled sizes; raises ValueError with fewer than 2 budgets.
     """
+    k_of = load.as_flops_per_parameter(k)
     usable = points[np.isfinite(points["budget"].to_numpy(float))]
     if usable.empty:
         raise ValueError("isoFLOP fit needs runs with a budget; none of the runs has one")
@@ -200,7 +201,7 @@ def fit_isoflop(points: pd.DataFrame, k: float, *, n_bootstrap: int = 1000, seed
                 stacklevel=2)
         n_opt = float(np.exp(x_opt))
         optima.append(BudgetOptimum(
-            budget=float(budget), n_opt=n_opt, d_opt=float(budget / (k * n_opt)),
+            budget=float(budget), n_opt=n_opt, d_opt=float(budget / (k_of(n_opt) * n_opt)),
             loss_opt=float(coef[0] + coef[1] * x_opt + coef[2] * x_opt**2), n_runs=len(group),
             n_min=float(np.exp(log_n.min())), n_max=float(np.exp(log_n.max())),
             coefficients=tuple(float(v) for v in coef), at_edge=at_edge))
@@ -224,7 +225,11 @@ def fit_isoflop(points: pd.DataFrame, k: float, *, n_bootstrap: int = 1000, seed
         intercept, slope = powerlaw.weighted_lines(
             np.log(c)[None], np.where(valid, log_n_boot, 0.0), valid.astype(float))
         n_samples = np.stack([intercept, slope], axis=1)
-        d_samples = np.stack([-np.log(k) - intercept, 1.0 - slope], axis=1)
+        # D_opt = C / (k(N_opt) N_opt) per resample, with k at that resample's N_opt.
+        with np.errstate(all="ignore"):
+            log_d_boot = np.log(c)[None] - np.log(k_of(np.exp(np.where(valid, log_n_boot, 0.0)))) - log_n_boot
+        d_samples = np.stack(powerlaw.weighted_lines(
+            np.log(c)[None], np.where(valid, log_d_boot, 0.0), valid.astype(float)), axis=1)
     band = (c.min() / 3, c.max() * 10)
     n_fit = powerlaw.fit_power_law(c, n_opt, samples=n_samples, level=level, band_range=band)
     d_fit = powerlaw.fit_power_law(c, d_opt, samples=d_samples, level=level, band_range=band)

@@ -15,6 +15,8 @@ non-positive) are dropped by `clean_points` with a warning naming them, never si
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import warnings
 
@@ -201,13 +203,53 @@ def drop_worst(points: pd.DataFrame, count: int) -> pd.DataFrame:
     return points.sort_values("loss", kind="stable").iloc[:-count].sort_values("run").reset_index(drop=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class FlopsPerParameter:
+    """k = C / (N D), FLOPs per parameter per example, as a function of model size N.
+
+    Measured per model size where runs exist (a Perceiver's k differs between sizes: its
+    cost is not only its parameters), interpolated in log N between them and held
+    constant beyond; a constant where only one number is known (e.g. 6 for a CSV).
+    """
+
+    log_n: tuple[float, ...]
+    k: tuple[float, ...]
+
+    @classmethod
+    def constant(cls, k: float) -> "FlopsPerParameter":
+        return cls((0.0,), (float(k),))
+
+    def __call__(self, n: np.ndarray | float) -> np.ndarray | float:
+        out = np.interp(np.log(np.asarray(n, np.float64)), self.log_n, self.k)
+        return float(out) if np.ndim(out) == 0 else out
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.k))
+
+    def to_dict(self) -> dict:
+        return {"N": [float(np.exp(x)) for x in self.log_n], "k": list(self.k)}
+
+
+def as_flops_per_parameter(k: "float | FlopsPerParameter") -> FlopsPerParameter:
+    return k if isinstance(k, FlopsPerParameter) else FlopsPerParameter.constant(k)
+
+
+def measure_k(points: pd.DataFrame) -> FlopsPerParameter:
+    """k = C / (N D) per model size, the median over that size's runs."""
+    n = points["N"].to_numpy(float)
+    ratio = points["C"].to_numpy(float) / (n * points["D"].to_numpy(float))
+    ok = np.isfinite(ratio) & (ratio > 0)
+    if not ok.any():
+        raise ValueError("cannot measure k = C / (N D): no run has positive N, D and C")
+    sizes = np.unique(n[ok])
+    return FlopsPerParameter(tuple(float(np.log(s)) for s in sizes),
+                             tuple(float(np.median(ratio[ok][n[ok] == s])) for s in sizes))
+
+
 def estimate_k(points: pd.DataFrame) -> float:
     """FLOPs per parameter per example, C / (N D), measured on the runs (median)."""
-    ratio = points["C"].to_numpy(float) / (points["N"].to_numpy(float) * points["D"].to_numpy(float))
-    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
-    if not len(ratio):
-        raise ValueError("cannot measure k = C / (N D): no run has positive N, D and C")
-    return float(np.median(ratio))
+    return measure_k(points).median
 
 
 def _to_points(rows: pd.DataFrame, metric: str, param_count: str, data_unit: str) -> pd.DataFrame:

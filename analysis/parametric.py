@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from analysis import load
+
 PARAM_NAMES: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
 # Quantities derived from the parameters that get bootstrap CIs as well.
 DERIVED_NAMES: tuple[str, ...] = ("a", "b", "G")
@@ -100,12 +102,19 @@ class ParametricLaw:
     B: np.ndarray | float
     alpha: np.ndarray | float
     beta: np.ndarray | float
-    k: float = 6.0
+    k: "float | load.FlopsPerParameter" = 6.0  # C = k N D; per model size where measured
 
     @classmethod
     def from_dict(cls, fitted: Mapping[str, Any]) -> "ParametricLaw":
         """From fits.json's "approach3" entry (or any mapping with E, A, B, alpha, beta, k)."""
-        return cls(*(float(fitted[name]) for name in PARAM_NAMES), k=float(fitted.get("k", 6.0)))
+        by_size = fitted.get("k_by_size")
+        k = (load.FlopsPerParameter(tuple(np.log(by_size["N"]).tolist()), tuple(by_size["k"])) if by_size
+             else float(fitted.get("k", 6.0)))
+        return cls(*(float(fitted[name]) for name in PARAM_NAMES), k=k)
+
+    def examples(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """D = C / (k(N) N): the examples a model of size N sees for C FLOPs."""
+        return np.asarray(c, np.float64) / (load.as_flops_per_parameter(self.k)(n) * np.asarray(n, np.float64))
 
     def _batched(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         """The parameters shaped to broadcast against inputs of x's shape."""
@@ -137,13 +146,21 @@ class ParametricLaw:
 
     def allocate(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Compute-optimal (N_opt, D_opt) for FLOPs `c`, in closed form:
-        N_opt = G (C/k)^(beta/(alpha+beta)), D_opt = G^-1 (C/k)^(alpha/(alpha+beta))."""
-        c = np.asarray(c, dtype=np.float64) / self.k
+        N_opt = G (C/k)^(beta/(alpha+beta)), D_opt = C / (k N_opt). Where k depends on the
+        model size, N_opt = G (C / k(N_opt))^a is solved by fixed-point iteration: the closed
+        form at the optimum's own k (it neglects dk/dN, which is small: k varies by ~10%
+        over the demo's sizes)."""
+        k_of = load.as_flops_per_parameter(self.k)
+        c = np.asarray(c, dtype=np.float64)
         E, A, B, alpha, beta = self._batched(c)
         g = np.asarray(_allocation_g(A, B, alpha, beta))
         with np.errstate(all="ignore"):
             a = beta / (alpha + beta)
-            return g * c**a, c ** (1 - a) / g
+            n = g * (c / k_of.median) ** a
+            if len(k_of.k) > 1:
+                for _ in range(50):
+                    n = g * (c / k_of(np.where(np.isfinite(n), n, 1.0))) ** a
+            return n, c / (k_of(np.where(np.isfinite(n), n, 1.0)) * n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +188,7 @@ class ParametricFit:
     objective: float
     n_points: int
     n_starts: int
-    k: float = 6.0
+    k: "float | load.FlopsPerParameter" = 6.0
     ci: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     ci_level: float = 0.95
     n_bootstrap: int = 0

@@ -94,8 +94,10 @@ def analyze_results(results_dir: str, config: AnalysisConfig) -> dict:
         warnings.simplefilter("ignore")  # mid-training rows with NaN are expected, not news
         curves = load.clean_points(load.curve_points(frame, config.metric, config.split, config.param_count,
                                                      config.data_unit), config.metric)
-    k = load.estimate_k(finals) if config.k is None else config.k
-    source = {"kind": "results", "path": results_dir, "k": k,
+    # k = C / (N D) per model size, measured on the runs (or the configured constant).
+    k = load.measure_k(finals) if config.k is None else config.k
+    source = {"kind": "results", "path": results_dir, "k": load.as_flops_per_parameter(k).median,
+              "k_by_size": load.as_flops_per_parameter(k).to_dict(),
               "k_measured": config.k is None, "drop_worst": config.drop_worst}
     out = analyze_points(finals, curves, config, k=k, source=source)
 
@@ -108,7 +110,7 @@ def analyze_results(results_dir: str, config: AnalysisConfig) -> dict:
     return out
 
 
-def analyze_points(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisConfig, *, k: float,
+def analyze_points(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisConfig, *, k: "float | load.FlopsPerParameter",
                    source: dict) -> dict:
     """Every approach on one set of final points (and curve points for Approach 1)."""
     start = time.perf_counter()
@@ -121,7 +123,7 @@ def analyze_points(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisC
     return out
 
 
-def _approaches(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisConfig, k: float,
+def _approaches(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisConfig, k: "float | load.FlopsPerParameter",
                 extrapolate: bool) -> dict:
     errors: list[str] = []
 
@@ -169,7 +171,8 @@ def parametric_dict(fit: parametric.ParametricFit, points: pd.DataFrame) -> dict
                       f"loss does not fall with N or D in these runs; no compute-optimal allocation (NaN)")
     return fit.params() | {
         powerlaw.ci_key(fit.ci_level): {k: list(v) for k, v in fit.ci.items()},
-        "a": fit.a, "b": fit.b, "G": fit.G, "k": fit.k,
+        "a": fit.a, "b": fit.b, "G": fit.G, "k": load.as_flops_per_parameter(fit.k).median,
+        "k_by_size": load.as_flops_per_parameter(fit.k).to_dict(),
         "tokens_per_parameter": {"C": c_max, "N_opt": float(n_at), "D_opt": float(d_at),
                                  "ratio": float(d_at / n_at)},
         "objective": fit.objective, "n_points": fit.n_points, "n_starts": fit.n_starts,
@@ -180,7 +183,7 @@ def _matching(curves: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame:
     return curves[curves["run"].isin(set(finals["run"]))]
 
 
-def _returns(frame: pd.DataFrame, config: AnalysisConfig, k: float) -> dict:
+def _returns(frame: pd.DataFrame, config: AnalysisConfig, k: "float | load.FlopsPerParameter") -> dict:
     """The same fits on 1 - return, for all runs and for BC and PAC separately."""
     metric = config.return_metric
     with warnings.catch_warnings():

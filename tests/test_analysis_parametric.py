@@ -120,3 +120,25 @@ def test_one_law_object_serves_point_estimates_and_bootstrap_batches():
         ParametricLaw(1.7, 400.0, 410.0, 0.34, 0.28, 6.0)
     # No allocation where an exponent is <= 0: NaN, not a number that looks like a result.
     assert np.all(np.isnan(ParametricLaw(1.0, 1.0, 1.0, -0.1, 0.3).allocate(c)[0]))
+
+
+def test_allocation_uses_the_exact_flops_per_parameter_of_each_size():
+    """Where k = C / (N D) differs between model sizes, the frontier holds C = k(N) N D
+    exactly and still minimizes the predicted loss along each iso-FLOP line."""
+    import pandas as pd
+
+    from analysis.load import FlopsPerParameter, measure_k
+    from analysis.parametric import ParametricLaw
+
+    runs = pd.DataFrame({"N": [1e5, 1e5, 1e6, 1e7], "D": [1e6, 2e6, 1e6, 1e6]})
+    runs["C"] = [110.0 * 1e11, 110.0 * 2e11, 115.0 * 1e12, 120.0 * 1e13]
+    k = measure_k(runs)
+    assert k(1e5) == pytest.approx(110.0) and k(1e7) == pytest.approx(120.0) and k(3e8) == pytest.approx(120.0)
+    assert isinstance(k, FlopsPerParameter) and k.median == pytest.approx(115.0)
+    law = ParametricLaw(1.7, 400.0, 410.0, 0.34, 0.28, k=k)
+    c = np.geomspace(1e13, 1e17, 5)
+    n_opt, d_opt = law.allocate(c)
+    np.testing.assert_allclose(k(n_opt) * n_opt * d_opt, c, rtol=1e-9)
+    for scale in (0.7, 1.4):
+        n = n_opt * scale
+        assert np.all(law.predict(n, law.examples(c, n)) >= law.predict(n_opt, d_opt) - 1e-6)
