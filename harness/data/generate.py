@@ -285,9 +285,9 @@ def generate(task_names: Sequence[str], out: str | os.PathLike, config: Generato
             snaps = snapshots[task]
             plan = plan_rollouts(task, len(snaps), config)
             pending[task] = len(plan)
-            for purpose, job in plan:
+            for order, (purpose, job) in enumerate(plan):
                 params = None if job.snapshot == rollout.RANDOM_POLICY else snaps.actor_params[job.snapshot]
-                futures[pool.submit(_rollout, job, params)] = ("rollout", (task, purpose))
+                futures[pool.submit(_rollout, job, params)] = ("rollout", (task, purpose, order))
 
         for task in todo:
             cached = None if force else online.load(out, task, config.learner)
@@ -309,14 +309,18 @@ def generate(task_names: Sequence[str], out: str | os.PathLike, config: Generato
                         f"rolling out")
                     submit_rollouts(task)
                     continue
-                task, purpose = what
+                task, purpose, order = what
                 job, result, seconds = future.result()
-                finished[task].append((purpose, job, result))
+                finished[task].append((order, purpose, job, result))
                 rollout_seconds[task] += seconds
                 rollout_steps[task] += result["control_steps"]
                 pending[task] -= 1
                 if pending[task] == 0:
-                    arrays, fields = assemble_task(task, snapshots[task], finished.pop(task), config)
+                    # Episodes in plan order, whatever order the workers finished in: the
+                    # dataset (and its held-out split, by episode index) is a function of
+                    # the settings alone.
+                    results = [r[1:] for r in sorted(finished.pop(task), key=lambda r: r[0])]
+                    arrays, fields = assemble_task(task, snapshots[task], results, config)
                     fields["rollout_control_steps_per_second"] = round(rollout_steps[task] / rollout_seconds[task], 1)
                     fields["generation_seconds"] = round(time.perf_counter() - start, 1)
                     storage.write_task(out, task, arrays, fields)
