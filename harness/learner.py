@@ -9,6 +9,11 @@ Passes per update (the structure `models.counts.train_flops_per_update` counts):
   target net on s:  encode + policy + critic on N sampled actions  -> improvement weights
   target net on s': encode + policy + critic on N' sampled actions -> TD target
   online net on s:  encode + policy + critic on the data action    -> losses, with grads
+                    (with gradient_clipping='per_loss' the encoder's backward runs once
+                    per loss, so that each loss's gradient is clipped separately)
+
+Every update also returns the diagnostics of `harness.diagnostics` (is the critic
+ranking actions, how peaked are the improvement weights): see TRAIN_METRICS.
 """
 
 from __future__ import annotations
@@ -22,11 +27,20 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from harness import losses
+from harness import diagnostics, losses
 from harness.config import TrainConfig
 from harness.data.sampler import Batch
 from models import discretization
 from models.networks import PACInputs, PACNetworks, dummy_inputs
+
+
+# What `Learner.update` and `Learner.validation_metrics` return (the run's metrics.csv
+# columns). q_mc_rank_corr is present only when batches carry Monte-Carlo returns.
+TRAIN_METRICS = ("loss", "bc_loss", "policy_loss", "critic_loss", "q_mean", "kl_improvement", "temperature",
+                 "temperature_dual", "grad_norm", "policy_grad_norm", "critic_grad_norm", "policy_trunk_grad_norm",
+                 "critic_trunk_grad_norm", "learning_rate",
+                 *diagnostics.DIAGNOSTICS)
+VALID_METRICS = ("bc_loss", "critic_loss", "q_mean", "policy_loss", *diagnostics.DIAGNOSTICS)
 
 
 class TrainingState(NamedTuple):
@@ -76,12 +90,10 @@ def learning_rate_at(step: jax.Array, constants: RunConstants, config: TrainConf
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Global-norm clipping then AdamW at unit learning rate; the update multiplies by
-    `learning_rate_at(step)` (decoupled weight decay is scaled by it too, as in AdamW)."""
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adamw(1.0, weight_decay=config.weight_decay),
-    )
+    """AdamW at unit learning rate; the update clips the gradients first (globally or per
+    loss, see `Learner._losses_and_grads`) and multiplies by `learning_rate_at(step)` (decoupled weight decay
+    is scaled by it too, as in AdamW)."""
+    return optax.adamw(1.0, weight_decay=config.weight_decay)
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -164,56 +176,103 @@ class Learner:
             return jax.device_put(batch, self.batch_sharding)
         return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.batch_sharding, x), batch)
 
-    def _losses(self, params, target_params, temperature, batch: Batch, key, alpha):
+    def _target_passes(self, target_params, batch: Batch, key):
+        """The target network's passes (no gradients): N policy samples at s with their Q
+        (the improvement weights' inputs) and the projected TD target at s'."""
         cfg, net, model = self.config, self.networks, self.networks.config
-        mask = batch.action_mask
-        fmask = mask.astype(jnp.float32)
-        inputs, next_inputs = _inputs(batch), _inputs(batch, next_state=True)
+        fmask = batch.action_mask.astype(jnp.float32)
         sample_key, next_key = jax.random.split(key)
-
-        # Target network: improvement weights on s, TD target on s'. No gradients.
-        target_latents = net.encode(target_params, inputs)
+        target_latents = net.encode(target_params, _inputs(batch))
         target_policy = net.policy_logits(target_params, target_latents)
         sampled_bins = losses.sample_action_bins(sample_key, target_policy, cfg.num_sampled_actions)
         sampled_actions = discretization.bin_to_action(sampled_bins, model.num_action_bins) * fmask[:, None]
         sampled_q = discretization.categorical_mean(
-            net.q_logits(target_params, target_latents, sampled_actions, mask), self.support)
+            net.q_logits(target_params, target_latents, sampled_actions, batch.action_mask), self.support)
 
-        next_latents = net.encode(target_params, next_inputs)
+        next_latents = net.encode(target_params, _inputs(batch, next_state=True))
         next_policy = net.policy_logits(target_params, next_latents)
         next_bins = losses.sample_action_bins(next_key, next_policy, cfg.num_target_actions)
         next_actions = discretization.bin_to_action(next_bins, model.num_action_bins) * fmask[:, None]
-        next_q_logits = net.q_logits(target_params, next_latents, next_actions, mask)
-        target_probs = jax.lax.stop_gradient(losses.td_target_distribution(
-            next_q_logits, batch.reward, cfg.discount * batch.discount, self.support))
+        next_q_logits = net.q_logits(target_params, next_latents, next_actions, batch.action_mask)
+        target_fn = losses.td_target_two_hot if cfg.critic_target == "expected" else losses.td_target_distribution
+        target_probs = target_fn(next_q_logits, batch.reward, cfg.discount * batch.discount, self.support)
+        return jax.lax.stop_gradient(sampled_bins), jax.lax.stop_gradient(sampled_q), jax.lax.stop_gradient(target_probs)
 
-        # Online network on s.
-        latents = net.encode(params, inputs)
-        policy = net.policy_logits(params, latents)
-        q_logits = net.q_logits(params, latents, batch.action[:, None, :], mask)[:, 0]
-        critic = losses.critic_loss(q_logits, target_probs)
-        data_bins = discretization.action_to_bin(batch.action, model.num_action_bins)
-        log_prob_data = losses.action_log_prob(policy, data_bins, mask)
-        log_prob_samples = losses.action_log_prob(policy, sampled_bins, mask)
+    def _policy_loss(self, params, latents, batch: Batch, sampled_bins, weights, alpha):
+        policy = self.networks.policy_logits(params, latents)
+        data_bins = discretization.action_to_bin(batch.action, self.networks.config.num_action_bins)
+        log_prob_data = losses.action_log_prob(policy, data_bins, batch.action_mask)
+        log_prob_samples = losses.action_log_prob(policy, sampled_bins, batch.action_mask)
+        loss = jnp.mean(losses.policy_loss(log_prob_data, log_prob_samples, weights, alpha))
+        return loss, {"bc_loss": -jnp.mean(log_prob_data), "policy_loss": loss}
+
+    def _critic_loss(self, params, latents, batch: Batch, target_probs):
+        q_logits = self.networks.q_logits(params, latents, batch.action[:, None, :], batch.action_mask)[:, 0]
+        loss = jnp.mean(losses.critic_loss(q_logits, target_probs))
+        return loss, {"critic_loss": loss, "q_data": discretization.categorical_mean(q_logits, self.support)}
+
+    def _losses_and_grads(self, params, target_params, temperature, batch: Batch, key, alpha, with_grads: bool):
+        """Losses, diagnostics and (with_grads) the gradient to apply, before any global clip.
+
+        The encoder runs forward once. Each loss is differentiated through its own decoder
+        to the params and to the shared latents, which gives the per-loss gradient norms
+        cheaply. 'global' clipping then runs one encoder backward on the summed latent
+        gradients; 'per_loss' runs it once per loss (2 x encoder forward FLOPs more), so
+        that each loss's whole gradient can be clipped on its own before the sum.
+        """
+        cfg = self.config
+        sampled_bins, sampled_q, target_probs = self._target_passes(target_params, batch, key)
         weights = losses.improvement_weights(sampled_q, temperature)
-        policy_loss = losses.policy_loss(log_prob_data, log_prob_samples, weights, alpha)
-        total = jnp.mean(policy_loss + critic)
+        policy_fn = lambda p, z: self._policy_loss(p, z, batch, sampled_bins, weights, alpha)  # noqa: E731
+        critic_fn = lambda p, z: self._critic_loss(p, z, batch, target_probs)  # noqa: E731
+        grads, grad_metrics = None, {}
+        if with_grads:
+            latents, encoder_vjp = jax.vjp(lambda p: self.networks.encode(p, _inputs(batch)), params)
+            grad_fn = lambda f: jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(params, latents)  # noqa: E731
+            (policy_loss, policy_logs), (policy_grads, policy_latent_grads) = grad_fn(policy_fn)
+            (critic_loss, critic_logs), (critic_grads, critic_latent_grads) = grad_fn(critic_fn)
+            encoder_grads = lambda g: encoder_vjp(g)[0]  # noqa: E731
+            add = lambda *trees: jax.tree.map(lambda *x: sum(x), *trees)  # noqa: E731
+            grad_metrics = {
+                # Each loss's pull on its own decoder and on the shared trunk (the latents):
+                # which loss sets the encoder's step.
+                "policy_grad_norm": optax.tree.norm(policy_grads),
+                "critic_grad_norm": optax.tree.norm(critic_grads),
+                "policy_trunk_grad_norm": optax.tree.norm(policy_latent_grads),
+                "critic_trunk_grad_norm": optax.tree.norm(critic_latent_grads),
+            }
+            if cfg.gradient_clipping == "per_loss":
+                policy_grads = add(policy_grads, encoder_grads(policy_latent_grads))
+                critic_grads = add(critic_grads, encoder_grads(critic_latent_grads))
+                policy_scale = _clip_scale(optax.tree.norm(policy_grads), cfg.policy_max_grad_norm)
+                critic_scale = _clip_scale(optax.tree.norm(critic_grads), cfg.critic_max_grad_norm)
+                grads = jax.tree.map(lambda p, c: policy_scale * p + critic_scale * c, policy_grads, critic_grads)
+            else:
+                grads = add(policy_grads, critic_grads, encoder_grads(add(policy_latent_grads, critic_latent_grads)))
+        else:
+            latents = self.networks.encode(params, _inputs(batch))
+            (policy_loss, policy_logs), (critic_loss, critic_logs) = policy_fn(params, latents), critic_fn(params, latents)
+        q_data = critic_logs.pop("q_data")
         metrics = {
-            "loss": total,
-            "bc_loss": -jnp.mean(log_prob_data),
-            "policy_loss": jnp.mean(policy_loss),
-            "critic_loss": jnp.mean(critic),
-            "q_mean": jnp.mean(discretization.categorical_mean(q_logits, self.support)),
+            "loss": policy_loss + critic_loss,
+            **policy_logs,
+            **critic_logs,
+            "q_mean": jnp.mean(q_data),
             "kl_improvement": jnp.mean(losses.kl_to_samples(weights)),
+            **diagnostics.critic_and_weight_diagnostics(sampled_q, weights, q_data, getattr(batch, "mc_return", None)),
+            **grad_metrics,
         }
-        return total, (metrics, jax.lax.stop_gradient(sampled_q))
+        return metrics, sampled_q, grads
 
     def _update(self, state: TrainingState, batch: Batch, constants: RunConstants) -> tuple[TrainingState, dict[str, Any]]:
         cfg = self.config
         key = jax.random.fold_in(jax.random.key(constants.seed), state.step)
         temperature = jnp.exp(state.log_temperature)
-        grads, (metrics, sampled_q) = jax.grad(self._losses, has_aux=True)(
-            state.params, state.target_params, temperature, batch, key, constants.alpha)
+        metrics, sampled_q, grads = self._losses_and_grads(
+            state.params, state.target_params, temperature, batch, key, constants.alpha, with_grads=True)
+        grad_norm = optax.tree.norm(grads)
+        if cfg.gradient_clipping == "global":
+            grads = jax.tree.map(lambda g: g * _clip_scale(grad_norm, cfg.max_grad_norm), grads)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         learning_rate = learning_rate_at(state.step, constants, cfg)
         updates = jax.tree.map(lambda u: learning_rate * u, updates)
@@ -223,21 +282,36 @@ class Learner:
             lambda log_t: losses.temperature_dual_loss(jnp.exp(log_t), sampled_q, cfg.kl_epsilon))(state.log_temperature)
         temperature_update, temperature_opt_state = self._temperature_optimizer.update(
             temperature_grad, state.temperature_opt_state)
-        log_temperature = optax.apply_updates(state.log_temperature, temperature_update)
+        # MPO keeps eta above a floor: as Q's spread over the sampled actions shrinks the
+        # dual drives eta toward 0, and the weights then follow the critic's noise.
+        log_temperature = jnp.maximum(optax.apply_updates(state.log_temperature, temperature_update),
+                                      jnp.log(cfg.min_temperature))
 
         step = state.step + 1
-        refresh = step % cfg.target_update_period == 0
-        target_params = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, state.target_params)
+        target_params = self._next_target_params(params, state.target_params, step)
         metrics.update(
             temperature=temperature,
             temperature_dual=dual,
-            grad_norm=optax.tree.norm(grads),
+            grad_norm=grad_norm,
             learning_rate=learning_rate,
         )
         return TrainingState(params, target_params, opt_state, log_temperature, temperature_opt_state, step), metrics
 
+    def _next_target_params(self, params: hk.Params, target_params: hk.Params, step: jax.Array) -> hk.Params:
+        cfg = self.config
+        if cfg.target_update == "polyak":
+            tau = cfg.polyak_tau
+            return jax.tree.map(lambda new, old: (1.0 - tau) * old + tau * new, params, target_params)
+        refresh = step % cfg.target_update_period == 0
+        return jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, target_params)
+
     def _validation_metrics(self, state: TrainingState, batch: Batch, constants: RunConstants) -> dict[str, Any]:
         key = jax.random.fold_in(jax.random.key(constants.seed + 1), 0)
-        _, (metrics, _) = self._losses(state.params, state.target_params, jnp.exp(state.log_temperature), batch, key,
-                                       constants.alpha)
-        return {k: metrics[k] for k in ("bc_loss", "critic_loss", "q_mean", "policy_loss")}
+        metrics, _, _ = self._losses_and_grads(state.params, state.target_params, jnp.exp(state.log_temperature),
+                                                  batch, key, constants.alpha, with_grads=False)
+        return {k: metrics[k] for k in VALID_METRICS if k in metrics}
+
+
+def _clip_scale(norm: jax.Array, max_norm: float) -> jax.Array:
+    """The factor that brings a gradient of `norm` down to at most `max_norm` (1 if below)."""
+    return jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))

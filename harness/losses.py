@@ -46,6 +46,27 @@ def td_target_distribution(next_q_logits: jax.Array, reward: jax.Array, discount
     return projected.mean(axis=1)
 
 
+def two_hot(values: jax.Array, support: jax.Array) -> jax.Array:
+    """Scalar values [...] as distributions [..., V] on `support`: each value's mass split
+    between its two neighbouring atoms so that the mean is the value (clipped to the support)."""
+    delta = (support[-1] - support[0]) / (support.shape[0] - 1)
+    values = jnp.clip(values, support[0], support[-1])
+    return jnp.clip(1.0 - jnp.abs(values[..., None] - support) / delta, 0.0, 1.0)
+
+
+def td_target_two_hot(next_q_logits: jax.Array, reward: jax.Array, discount: jax.Array,
+                      support: jax.Array) -> jax.Array:
+    """The expected TD target r + discount * E_{a'} E[Z(s', a')] as a two-hot distribution, [B, V].
+
+    Unlike `td_target_distribution` it does not carry the target critic's spread into the
+    target: starting from a broad critic, the distributional target contracts its width
+    only by `discount` per target-network refresh, and within-state differences of Q (a
+    few hundredths of the support) drown in that width for thousands of updates.
+    """
+    next_value = discretization.categorical_mean(next_q_logits, support).mean(axis=-1)
+    return two_hot(reward + discount * next_value, support)
+
+
 def critic_loss(q_logits: jax.Array, target_probs: jax.Array) -> jax.Array:
     """Cross-entropy between a target distribution and the critic's logits, [B]."""
     return -jnp.sum(jax.lax.stop_gradient(target_probs) * jax.nn.log_softmax(q_logits, axis=-1), axis=-1)

@@ -15,18 +15,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.run_folder import write_atomic
+
 BASE_COLUMNS = ("step", "split", "flops", "examples", "tokens", "wall_time")
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes a whole file by temp name + rename: readers see the old or the new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class MetricsWriter:

@@ -2,12 +2,10 @@
 
     result = train(TrainConfig(preset="tiny", steps=1000, alpha=0.5), "results/run0")
 
-The run folder holds everything the analysis needs and everything a restart needs:
-  config.json    the resolved TrainConfig plus the derived plan (model, steps, FLOPs)
-  metrics.csv    train rows every log_every steps, held-out ('valid') rows every
-                 valid_every steps, and one 'eval' row of returns in the environments
-  checkpoints/   orbax, the last keep_checkpoints steps
-  result.json    written last, atomically: its presence means the job is done
+The run folder (harness/run_folder.py) holds everything the analysis needs and everything
+a restart needs: config.json (the resolved TrainConfig plus the derived plan), metrics.csv
+(train rows every log_every steps, held-out 'valid' rows every valid_every steps, one
+'eval' row of returns in the environments), checkpoints/ and result.json (written last).
 A job killed at any moment and started again with the same command resumes from its last
 checkpoint and ends with the same params and metrics as an uninterrupted run.
 """
@@ -15,7 +13,6 @@ checkpoint and ends with the same params and metrics as an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -26,21 +23,23 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from harness import evaluation
+from harness import evaluation, heldout
 from harness.checkpointing import Checkpointer
 from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.data import storage
 from harness.input_pipeline import Prefetcher
+from harness import learner as learner_lib
 from harness.learner import Learner, host_local
-from harness.metrics_log import MetricsWriter, write_atomic
+from harness import run_folder
+from harness.metrics_log import MetricsWriter
 from models import counts, presets
 from models.config import PACConfig
 from models.networks import make_networks
 
-TRAIN_METRICS = ("loss", "bc_loss", "policy_loss", "critic_loss", "q_mean", "kl_improvement", "temperature",
-                 "temperature_dual", "grad_norm", "learning_rate", "steps_per_second", "data_wait_fraction")
-VALID_METRICS = ("bc_loss", "critic_loss", "q_mean", "policy_loss")
+# The learner says what it measures; the loop adds its own throughput numbers.
+TRAIN_METRICS = learner_lib.TRAIN_METRICS + ("steps_per_second", "data_wait_fraction")
+VALID_METRICS = learner_lib.VALID_METRICS
 
 
 class TrainingDiverged(ValueError):
@@ -86,12 +85,14 @@ def plan_run(config: TrainConfig) -> RunPlan:
         max_action_dim=config.max_action_dim or act_dim,
         num_tasks=len(names),
         compute_dtype=config.compute_dtype,
+        obs_value_embedding=config.obs_value_embedding,
         # Rewards are scaled to [0, 1] per step (see `train`), so returns, and the
         # distributional critic's support, lie in [0, 1 / (1 - discount)].
         v_min=0.0,
         v_max=1.0 / (1.0 - config.discount),
     )
-    flops = counts.train_flops_per_update(model, config.batch_size, config.num_sampled_actions, config.num_target_actions)
+    flops = counts.train_flops_per_update(model, config.batch_size, config.num_sampled_actions, config.num_target_actions,
+                                          per_loss_gradients=config.gradient_clipping == "per_loss")
     if config.steps is not None:
         steps = config.steps
     else:
@@ -109,24 +110,6 @@ def plan_run(config: TrainConfig) -> RunPlan:
         params_nonembedding=counts.non_embedding_param_count(model),
         tokens_per_example=model.num_input_tokens,
     )
-
-
-def _check_run_folder(run_dir: Path, config: TrainConfig, plan: RunPlan) -> None:
-    path = run_dir / "config.json"
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())["train"]
-        except (json.JSONDecodeError, KeyError) as err:
-            raise ValueError(f"{path}: unreadable run config ({err}); use a new run folder") from None
-        mine = config.to_json()
-        changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-        if changed:
-            k = changed[0]
-            raise ValueError(f"{run_dir} holds a run with a different config ({k}: {saved.get(k)!r} there, "
-                             f"{mine.get(k)!r} now); use a new run folder")
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps({"train": config.to_json(), "plan": plan.to_json()}, indent=2))
 
 
 def _finite_or_raise(metrics: dict[str, float], step: int, last_checkpoint: int | None, run_dir: Path) -> None:
@@ -156,34 +139,41 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
         raise ValueError(f"batch_size={config.batch_size} must divide evenly over {processes} processes")
     local_batch = config.batch_size // processes
     if process == 0:
-        _check_run_folder(run_dir, config, plan)
-    result_path = run_dir / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
+        run_folder.prepare(run_dir, config, plan.to_json())
+    finished = run_folder.read_result(run_dir)
+    if finished is not None:
+        return finished
 
     dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
     common = dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
-                  valid_fraction=config.valid_fraction, split_seed=config.seed,
+                  valid_fraction=config.valid_fraction, task_weighting=config.task_weighting,
+                  mc_discount=config.discount,
                   reward_scale={n: 1.0 / r for n, r in zip(plan.task_names, plan.action_repeats)})
     train_sampler = sampler_lib.Sampler(dataset, local_batch, "train", seed=config.seed + 100_003 * process,
-                                        task_weighting=config.task_weighting, **common)
-    valid_batches = sampler_lib.Sampler(dataset, local_batch, "valid", **common).fixed_batches(
-        config.valid_batches, seed=process)
+                                        top_episode_fraction=config.top_episode_fraction, **common)
+    valid_sampler = sampler_lib.Sampler(dataset, local_batch, "valid", **common)
 
     networks = make_networks(plan.model)
     learner = Learner(networks, config, plan.steps)
     state = learner.init(config.seed)
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=config.keep_checkpoints)
+    checkpointer = Checkpointer(run_dir / run_folder.CHECKPOINTS_DIR, keep=config.keep_checkpoints)
     start = checkpointer.latest_step() or 0
     if start:
         state = checkpointer.restore(start, state)
         log(f"resumed {run_dir} from step {start}")
     tasks = plan.task_names
-    columns = list(dict.fromkeys(TRAIN_METRICS + VALID_METRICS + ("normalized_return",)
+    columns = list(dict.fromkeys(TRAIN_METRICS + VALID_METRICS + heldout.metric_columns(tasks) + ("normalized_return",)
                                  + tuple(f"return/{t}" for t in tasks) + tuple(f"normalized_return/{t}" for t in tasks)))
-    writer = (MetricsWriter(run_dir / "metrics.csv", columns, resume_step=start if start else None)
+    writer = (MetricsWriter(run_dir / run_folder.METRICS_FILE, columns, resume_step=start if start else None)
               if process == 0 else _NoWriter())
-    valid_on_device = [learner.shard_batch(b) for b in valid_batches]
+    # Every process evaluates the same held-out set: its slice of each global batch.
+    valid_batch = config.valid_batch_size
+    if valid_batch % processes:
+        raise ValueError(f"valid_batch_size={valid_batch} must divide evenly over {processes} processes")
+    heldout_set = heldout.HeldOutSet(
+        valid_sampler, config.valid_examples_per_task, valid_batch,
+        place=lambda b: learner.shard_batch(jax.tree.map(
+            lambda x: x[process * (valid_batch // processes):(process + 1) * (valid_batch // processes)], b)))
 
     def counters(step: int) -> dict[str, Any]:
         examples = step * config.batch_size
@@ -191,8 +181,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
                 "tokens": examples * plan.tokens_per_example}
 
     def validate(step: int) -> dict[str, float]:
-        rows = [host_local(learner.validation_metrics(state, b)) for b in valid_on_device]
-        metrics = {k: float(np.mean([r[k] for r in rows])) for k in VALID_METRICS}
+        metrics = heldout_set.evaluate(lambda b: host_local(learner.validation_metrics(state, b)))
         writer.write({**counters(step), "split": "valid", "wall_time": time.time(), **metrics})
         return metrics
 
@@ -282,7 +271,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
         },
     }
     if process == 0:
-        write_atomic(result_path, json.dumps(result, indent=2))
+        run_folder.write_result(run_dir, result)
     return result
 
 

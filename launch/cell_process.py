@@ -1,6 +1,7 @@
-"""One grid cell's process: `python -m launch.cell_process PARENT_PID CPUS train --run-dir ...`.
+"""One grid cell's process: `python -m launch.cell_process PARENT_PID CPUS RUN_DIR`.
 
-Sets up the process, then runs `pac train ...` in it:
+Sets up the process, then runs the job's entry point (`harness.run`) on the cell's
+prepared folder:
 - it dies with the launcher (Linux parent-death signal), so a SIGKILLed launcher leaves no
   orphan writing into the cell's folder beside the relaunched one;
 - CPUS ('all' or '0,1') pins it to its share of the cores before JAX starts; XLA sizes its
@@ -20,7 +21,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str]) -> int:
-    parent, cpus, command = int(argv[0]), argv[1], argv[2:]
+    parent, cpus, job_args = int(argv[0]), argv[1], argv[2:]
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the launcher's Ctrl-C handling still applies
@@ -29,9 +30,9 @@ def main(argv: list[str]) -> int:
         return 1
     if cpus != "all" and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
-    from pac.cli import main as pac_main
+    from harness.run import main as run_main
 
-    return pac_main(command)
+    return run_main(job_args)
 
 
 if __name__ == "__main__":

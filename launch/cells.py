@@ -107,29 +107,6 @@ def select(cells: Sequence[Cell], only: Optional[Sequence[str]]) -> list[Cell]:
     return [c for c in cells if c.name in wanted]
 
 
-def train_args(config: TrainConfig) -> list[str]:
-    """`pac train` flags that rebuild `config` exactly (fields equal to the default are left
-    out; floats are written in their shortest exact form)."""
-    default = TrainConfig()
-    args: list[str] = []
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(config, field.name)
-        if value == getattr(default, field.name):
-            continue
-        if value is None:
-            raise ValueError(f"TrainConfig.{field.name}=None differs from its default and has no flag")
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(value, tuple):
-            args += [flag, *map(str, value)]
-        elif isinstance(value, bool):
-            args += [flag, str(value).lower()]
-        elif isinstance(value, float):
-            args += [flag, repr(value)]
-        else:
-            args += [flag, str(value)]
-    return args
-
-
 def format_count(value: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= scale:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from harness import run_folder
 from launch.cells import Cell
 from launch.spec import GridSpec
 
@@ -45,7 +46,7 @@ def finished_throughput(grid_dir: Path, cells: Sequence[Cell]) -> dict[str, floa
     """Per preset, the median steady updates/s of its finished cells in grid_dir."""
     rates: dict[str, list[float]] = {}
     for cell in cells:
-        if (grid_dir / cell.name / "result.json").exists():
+        if run_folder.is_done(grid_dir / cell.name):
             rate = steady_updates_per_second(grid_dir / cell.name)
             if rate:
                 rates.setdefault(cell.preset, []).append(rate)

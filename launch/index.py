@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.metrics_log import write_atomic
+from harness import run_folder
+from harness.run_folder import write_atomic
 
 COLUMNS = ("cell", "preset", "params", "params_nonembedding", "budget_flops", "alpha", "seed", "steps", "status",
            "examples", "epochs", "flops_per_update", "flops", "tokens_per_example", "reason", "error", "wall_seconds",
@@ -49,13 +49,7 @@ def result_columns(result: Mapping[str, Any], cell_dir: Path) -> dict[str, Any]:
 
 
 def read_result(cell_dir: Path) -> dict[str, Any] | None:
-    path = cell_dir / "result.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None
+    return run_folder.read_result(cell_dir)
 
 
 def read_index(grid_dir: Path) -> dict[str, dict[str, str]]:

@@ -2,9 +2,10 @@
 
     rows = run_grid(load_spec("launch/grids/demo.py"), parallel=2)
 
-- Each cell runs `pac train --run-dir results/<grid>/<cell> ...` in its own process
-  (`python -m launch.cell_process`: it arms the parent-death signal and the CPU affinity,
-  then runs `pac.cli train`), its stdout/stderr appended to <cell>/stdout.log and
+- Each cell is its folder results/<grid>/<cell>: the launcher writes the cell's resolved
+  config.json there, then runs the job in its own process (`python -m
+  launch.cell_process`: it arms the parent-death signal and the CPU affinity, then runs
+  `harness.run` on the folder), its stdout/stderr appended to <cell>/stdout.log and
   stderr.log, one after another or up to `parallel` at once (at most one per CPU core). Parallel cells are
   pinned to their own share of the cores (CPU affinity, which sizes XLA's thread pool).
 - A cell with result.json is done and never rerun; any other cell is (re)started, and
@@ -30,10 +31,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from harness.metrics_log import write_atomic
+from harness import run_folder
+from harness.run_folder import write_atomic
 from launch import estimate as estimate_lib
 from launch import index as index_lib
-from launch.cells import Cell, expand, format_seconds, select, train_args
+from harness.train import plan_run
+from launch.cells import Cell, expand, format_seconds, select
 from launch.spec import GridSpec
 
 GRID_FILE = "grid.json"
@@ -243,9 +246,16 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
         display.update(finished, counts(), eta(), message)
 
     def start(cell: Cell) -> None:
-        slot = free_slots.pop(0)
+        nonlocal finished
         cell_dir = directory / cell.name
-        cell_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_folder.prepare(cell_dir, cell.config, plan_run(cell.config).to_json())
+        except ValueError as err:  # e.g. the folder holds another run: the cell fails, the grid goes on
+            finished += 1
+            rows[cell.name].update(status="failed", error=str(err))
+            changed(f"FAILED {cell.name}: {err}")
+            return
+        slot = free_slots.pop(0)
         out_file = open(cell_dir / "stdout.log", "ab")
         err_path = cell_dir / "stderr.log"
         err_file = open(err_path, "ab")
@@ -258,7 +268,7 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[var] = str(len(mine))
         command = [python, "-m", "launch.cell_process", str(os.getpid()), ",".join(map(str, sorted(mine))) if mine else "all",
-                   "train", "--run-dir", str(cell_dir), "--no-progress", *train_args(cell.config)]
+                   str(cell_dir), "--no-progress"]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file, env=env,
                                    start_new_session=True)
         running[cell.name] = _Running(cell, process, slot, err_path, offset, (out_file, err_file))

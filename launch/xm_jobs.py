@@ -14,11 +14,13 @@ for `pac train` (orbax checkpoints included).
 from __future__ import annotations
 
 import dataclasses
+import json
 import posixpath
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from launch.cells import Cell, expand, select, train_args
+from harness import run_folder
+from launch.cells import Cell, expand, select
 from launch.spec import GridSpec
 
 # --accelerator name -> (xm.ResourceType name, Vertex accelerator_type, machine type by count, TPU topology by count)
@@ -48,11 +50,12 @@ class JobSpec:
     cell: str
     executor: str  # 'local' or 'vertex'
     run_dir: str
-    command: tuple[str, ...]  # program and arguments (local: sys.executable -m pac.cli train ...)
+    command: tuple[str, ...]  # program and arguments: <python> -m harness.run RUN_DIR ...
     env: dict[str, str]
     requirements: dict[str, Any]  # xm.JobRequirements(**requirements)
     machine_spec: Optional[dict[str, Any]] = None  # Vertex AI WorkerPoolSpec.machine_spec
     image: Optional[dict[str, Any]] = None  # Vertex: the container to build (or a prebuilt one)
+    config: Optional[dict[str, Any]] = None  # the resolved TrainConfig (the run folder's config.json)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,7 +106,7 @@ def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = 
     env = {"PYTHONUNBUFFERED": "1"}
     if executor == "local":
         root = Path(results_root if results_root is not None else spec.results_root) / spec.name
-        data, reqs, machine, image_spec, program = spec.dataset, {}, None, None, [python, "-m", "pac.cli"]
+        data, reqs, machine, image_spec, program = spec.dataset, {}, None, None, [python, "-m", "harness.run"]
     else:
         if not bucket:
             raise ValueError("--executor=vertex needs --bucket=gs://BUCKET/PATH (the results root on Cloud Storage)")
@@ -115,21 +118,26 @@ def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = 
         if image:
             image_spec = {"prebuilt": image}
         else:
-            image_spec = {"build": "xm.python_container(path=<repo root>, entrypoint=xm.ModuleName('pac.cli'))",
+            image_spec = {"build": "xm.python_container(path=<repo root>, entrypoint=xm.ModuleName('harness.run'))",
                           "base_image": base_image or DEFAULT_BASE_IMAGE,
                           "docker_instructions": docker_instructions(kind)}
-        program = ["python", "-m", "pac.cli"]
+        program = ["python", "-m", "harness.run"]
         env.update({"MUJOCO_GL": "egl", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
     jobs = []
     for cell in cells:
         if cell.skipped:
             continue
         run_dir = root / cell.name
-        if executor == "local" and (run_dir / "result.json").exists():
+        if executor == "local" and run_folder.is_done(run_dir):
             continue
         config = cell.config.replace(dataset=str(data))
-        command = (*program, "train", "--run-dir", str(run_dir), "--no-progress", *train_args(config))
-        jobs.append(JobSpec(cell.name, executor, str(run_dir), command, dict(env), dict(reqs), machine, image_spec))
+        # The job writes (or checks) its folder's config.json itself: on Vertex the launcher
+        # cannot write into the bucket, and locally a folder that holds another run then
+        # fails as that one job, its error streamed with the others' output.
+        command = (*program, str(run_dir), "--no-progress",
+                   "--config-json", json.dumps(config.to_json(), separators=(",", ":")))
+        jobs.append(JobSpec(cell.name, executor, str(run_dir), command, dict(env), dict(reqs), machine, image_spec,
+                            config.to_json()))
     return jobs
 
 

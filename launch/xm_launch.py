@@ -6,14 +6,15 @@
         --executor=vertex --accelerator=h100 --bucket=gs://my-bucket/pac           # Vertex AI
     python launch/xm_launch.py --grid=... --executor=vertex ... --print_specs      # show, don't submit
 
-Local (xm_local.Local): each cell runs `<this python> -m pac.cli train ...` as a
-subprocess of this script, in this directory, at most --parallel at once; finished cells
+Local (xm_local.Local): each cell runs `<this python> -m harness.run RUN_DIR
+--config-json ...` (it writes, or checks, its folder's config.json) as a subprocess of
+this script, in this directory, at most --parallel at once; finished cells
 (result.json) and skipped cells are not added. grid.json is checked/written as by
 `pac grid`, and index.csv is rebuilt from the cell folders when the experiment ends.
 
 Vertex AI (xm_local.Vertex): the repository is built into a container by
 xm.python_container (Docker or Cloud Build where you launch; or --image=URI of a prebuilt
-one) and each cell runs on its own machine with --accelerator x --accelerator_count;
+one) and each cell runs the same entry point on its own machine with --accelerator x --accelerator_count;
 results go to gs://BUCKET/PATH/<grid>/<cell>/ through Cloud Storage FUSE (/gcs/...), the
 dataset is read from --dataset_uri (default gs://BUCKET/PATH/data/<dataset folder name>).
 Refresh the index afterwards with `pac grid SPEC --results /gcs/... --status` on a machine
@@ -79,7 +80,7 @@ def _xm_objects(spec, jobs):
     from xmanager import xm_local
 
     if _EXECUTOR.value == "local":
-        packageable = xm.binary(path=sys.executable, args=["-m", "pac.cli"], executor_spec=xm_local.Local.Spec())
+        packageable = xm.binary(path=sys.executable, args=["-m", "harness.run"], executor_spec=xm_local.Local.Spec())
         return packageable, [(job, list(job.command[3:]), xm_local.Local()) for job in jobs]
     from xmanager.cloud import vertex as xm_vertex
 
@@ -90,7 +91,7 @@ def _xm_objects(spec, jobs):
     else:
         packageable = xm.python_container(executor_spec=xm_local.Vertex.Spec(), path=str(xm_jobs.REPO_ROOT),
                                           base_image=image["base_image"], docker_instructions=image["docker_instructions"],
-                                          entrypoint=xm.ModuleName("pac.cli"))
+                                          entrypoint=xm.ModuleName("harness.run"))
     return packageable, [(job, list(job.command[3:]), xm_local.Vertex(requirements=xm.JobRequirements(**job.requirements)))
                          for job in jobs]
 

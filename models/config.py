@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 _COMPUTE_DTYPES = ("float32", "bfloat16")
+_OBS_VALUE_EMBEDDINGS = ("lookup", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,9 +25,13 @@ class PACConfig:
     num_heads: int = 4  # attention heads everywhere (width must divide by it).
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * width.
     num_critic_queries: int = 1  # query tokens per action in the critic decoder.
-    # Observation values are embedded by interpolating between learned vectors on a grid
-    # of obs_value_bins points over [-obs_value_range, obs_value_range] (observations are
-    # standardized by the data pipeline, so this range covers +-5 standard deviations).
+    # How a (standardized) observation value becomes a token: 'lookup' interpolates
+    # between learned vectors on a grid of obs_value_bins points over
+    # [-obs_value_range, obs_value_range] (+-5 standard deviations); 'linear' is
+    # x * w_d + e_d with a learned vector w_d per observation dimension d. Both keep the
+    # value's magnitude; 'lookup' is the default because it gave the lower held-out BC
+    # loss on the demo data in 3 of 3 seeds (6.115 vs 6.165 nats; tiny, 1500 updates).
+    obs_value_embedding: str = "lookup"
     obs_value_bins: int = 64
     obs_value_range: float = 5.0
 
@@ -105,6 +110,9 @@ class PACConfig:
                     f"PACConfig.width={self.width} is not divisible by num_heads={self.num_heads}")
         if not self.v_min < self.v_max:
             raise ValueError(f"PACConfig.v_min={self.v_min} must be < v_max={self.v_max}")
+        if self.obs_value_embedding not in _OBS_VALUE_EMBEDDINGS:
+            raise ValueError(f"PACConfig.obs_value_embedding={self.obs_value_embedding!r} is not one of "
+                             f"{', '.join(_OBS_VALUE_EMBEDDINGS)}")
         if self.compute_dtype not in _COMPUTE_DTYPES:
             raise ValueError(
                     f"PACConfig.compute_dtype={self.compute_dtype!r} is not one of {', '.join(_COMPUTE_DTYPES)}")

@@ -72,7 +72,8 @@ def param_breakdown(config: PACConfig) -> dict[str, int]:
     c = config
     d, d_in, r = c.width, c.token_width, c.mlp_ratio
     groups = {
-        "input_embedding": c.obs_value_bins * d_in + c.max_obs_dim * d_in + c.num_tasks * d_in,
+        "input_embedding": ((c.obs_value_bins if c.obs_value_embedding == "lookup" else c.max_obs_dim) * d_in
+                            + c.max_obs_dim * d_in + c.num_tasks * d_in),
         "latent_and_query_embedding": c.num_latents * d + c.max_action_dim * d + c.num_critic_queries * d,
         "action_embedding": 2 * c.max_action_dim * d,
         "output_head_embedding": _dense(d, c.num_action_bins) + _dense(d, c.num_value_bins),
@@ -172,15 +173,20 @@ BACKWARD_MULTIPLIER = 3
 
 
 def train_flops_per_update(
-    config: PACConfig, batch_size: int, num_sampled_actions: int = 20, num_target_actions: int = 1
+    config: PACConfig, batch_size: int, num_sampled_actions: int = 20, num_target_actions: int = 1,
+    per_loss_gradients: bool = False,
 ) -> int:
     """Training FLOPs of one learner update on a batch (the pass structure of design.md section 3).
 
-    (1) online network on s, data action, forward + backward: 3 * forward_flops(1);
+    (1) online network on s, data action, forward + backward: 3 * forward_flops(1); with
+        `per_loss_gradients` (the learner's per-loss clipping) the encoder's backward runs
+        once per loss: 2 * encoder_flops more;
     (2) target network on s with `num_sampled_actions` policy samples (improvement weights);
     (3) target network on s' with `num_target_actions` samples (TD target), forward only.
+    BC (alpha = 1) runs the same passes, so BC and PAC runs of one size cost the same.
     """
     per_example = (BACKWARD_MULTIPLIER * forward_flops(config, 1)
+                   + (BACKWARD_MULTIPLIER - 1) * encoder_flops(config) * per_loss_gradients
                    + forward_flops(config, num_sampled_actions)
                    + forward_flops(config, num_target_actions))
     return batch_size * per_example
@@ -228,38 +234,48 @@ def xla_forward_flops(config: PACConfig, batch_size: int = 8, num_actions: int =
     return flops / batch_size
 
 
-def reference_update_passes(networks):
+def reference_update_passes(networks, per_loss_gradients: bool = False):
     """A function doing exactly the passes `train_flops_per_update` counts, for XLA to cost.
 
     The numbers of sampled and target actions come from the shapes of its action arguments.
 
-    Its loss is a stand-in (the learner's real losses add only elementwise work): a
-    cross-entropy-like scalar of pass (1)'s policy and Q logits, differentiated w.r.t. the
-    online params.
+    Its losses are stand-ins (the learner's real losses add only elementwise work):
+    cross-entropy-like scalars of pass (1)'s policy and Q logits, each differentiated
+    through its decoder to the latents, then through the encoder once for their sum or,
+    with `per_loss_gradients`, once per loss (as the learner does).
     """
     import jax
-    import jax.numpy as jnp
 
     def update(params, target_params, inputs, next_inputs, data_actions, sampled_actions, next_actions):
-        def loss(p):
-            out = networks.apply(p, inputs, data_actions)  # (1) online, data action
-            return -(jax.nn.log_softmax(out.policy_logits)[..., 0].mean()
-                     + jax.nn.log_softmax(out.q_logits)[..., 0].mean())
+        latents, encoder_vjp = jax.vjp(lambda p: networks.encode(p, inputs), params)  # (1) online
 
-        loss_value, grads = jax.value_and_grad(loss)(params)
+        def policy_loss(p, z):
+            return -jax.nn.log_softmax(networks.policy_logits(p, z))[..., 0].mean()
+
+        def critic_loss(p, z):
+            return -jax.nn.log_softmax(networks.q_logits(p, z, data_actions, inputs.action_mask))[..., 0].mean()
+
+        decoder_grads, latent_grads = zip(*(jax.grad(loss, argnums=(0, 1))(params, latents)
+                                            for loss in (policy_loss, critic_loss)))
+        if per_loss_gradients:
+            encoder_grads = [encoder_vjp(g)[0] for g in latent_grads]
+        else:
+            encoder_grads = [encoder_vjp(jax.tree.map(lambda a, b: a + b, *latent_grads))[0]]
         sampled = networks.apply(target_params, inputs, sampled_actions)  # (2) target on s, N actions
         target = networks.apply(target_params, next_inputs, next_actions)  # (3) target on s'
-        return loss_value, grads, sampled.policy_logits, sampled.q_logits, target.policy_logits, target.q_logits
+        return (decoder_grads, encoder_grads, sampled.policy_logits, sampled.q_logits, target.policy_logits,
+                target.q_logits)
 
     return update
 
 
 def xla_train_flops_per_update(
-    config: PACConfig, batch_size: int = 8, num_sampled_actions: int = 20, num_target_actions: int = 1
+    config: PACConfig, batch_size: int = 8, num_sampled_actions: int = 20, num_target_actions: int = 1,
+    per_loss_gradients: bool = False,
 ) -> float:
     """XLA's compiled FLOP count of `reference_update_passes` for one batch (CPU backend)."""
     networks, params, inputs = _abstract_setup(config, batch_size)
-    update = reference_update_passes(networks)
+    update = reference_update_passes(networks, per_loss_gradients)
     return _compiled_flops(
         update, params, params, inputs, inputs,
         _actions(config, batch_size, 1),

@@ -34,6 +34,7 @@ from models.modules import Conv2D, CrossAttention, Dense, LayerNorm, SelfAttenti
 
 # Learned tables (latents, queries, embeddings) start small, as in the Perceiver.
 _EMBED_INIT = hk.initializers.TruncatedNormal(stddev=0.02)
+_ACTION_VALUE_INIT = hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")
 
 
 class PACInputs(NamedTuple):
@@ -60,13 +61,15 @@ def _dtype(config: PACConfig) -> jnp.dtype:
 
 
 class ProprioTokenizer(hk.Module):
-    """One token per observation dimension: value embedding + dimension embedding.
+    """One token per observation dimension d: value embedding + dimension embedding e_d.
 
-    The value embedding is a linear map of the discretized value: the (standardized)
-    scalar is placed between two of `obs_value_bins` learned vectors on
-    [-obs_value_range, obs_value_range] and their linear interpolation is taken. A plain
-    linear map x * w would not survive the LayerNorm in front of the cross-attention:
-    LN(x * w) = sign(x) * LN(w), so the encoder would see only the sign of each value.
+    The value embedding of the (standardized) scalar x is either
+      'lookup': x placed between two of `obs_value_bins` learned vectors on
+        [-obs_value_range, obs_value_range] and their linear interpolation taken (a
+        piecewise-linear function of x, flat beyond the range), or
+      'linear': x * w_d, a learned vector per dimension.
+    Both keep x's magnitude through the LayerNorm in front of the cross-attention, because
+    the dimension embedding e_d is added before it (LN(x * w_d + e_d) varies with |x|).
     """
 
     def __init__(self, config: PACConfig, name: str = "proprio_tokens"):
@@ -75,13 +78,18 @@ class ProprioTokenizer(hk.Module):
 
     def __call__(self, obs: jax.Array) -> jax.Array:
         c, dtype = self.config, _dtype(self.config)
-        table = hk.get_parameter("value_embedding", [c.obs_value_bins, c.token_width], jnp.float32, init=_EMBED_INIT)
         dim_embedding = hk.get_parameter("dim_embedding", [c.max_obs_dim, c.token_width], jnp.float32, init=_EMBED_INIT)
-        r = c.obs_value_range
-        position = (jnp.clip(obs.astype(jnp.float32), -r, r) + r) / (2 * r) * (c.obs_value_bins - 1)
-        lower = jnp.clip(jnp.floor(position), 0, c.obs_value_bins - 2).astype(jnp.int32)
-        frac = (position - lower)[..., None]
-        tokens = (1.0 - frac) * table[lower] + frac * table[lower + 1] + dim_embedding
+        x = obs.astype(jnp.float32)
+        if c.obs_value_embedding == "linear":
+            weights = hk.get_parameter("value_embedding", [c.max_obs_dim, c.token_width], jnp.float32, init=_EMBED_INIT)
+            tokens = x[..., None] * weights + dim_embedding
+        else:
+            table = hk.get_parameter("value_embedding", [c.obs_value_bins, c.token_width], jnp.float32, init=_EMBED_INIT)
+            r = c.obs_value_range
+            position = (jnp.clip(x, -r, r) + r) / (2 * r) * (c.obs_value_bins - 1)
+            lower = jnp.clip(jnp.floor(position), 0, c.obs_value_bins - 2).astype(jnp.int32)
+            frac = (position - lower)[..., None]
+            tokens = (1.0 - frac) * table[lower] + frac * table[lower + 1] + dim_embedding
         return tokens.astype(dtype)
 
 
@@ -189,8 +197,12 @@ class CriticDecoder(hk.Module):
         c, dtype = self.config, _dtype(self.config)
         batch, num_actions, _ = actions.shape
         nq = c.num_critic_queries
+        # The action's values enter through a linear map, initialized like a Dense layer
+        # (fan-in scaling), not like the small learned tables: at std 0.02 Adam's steps of
+        # ~learning_rate are a few percent of these weights each, and the critic's ranking
+        # of actions random-walked (it flipped sign late in training on synthetic data).
         value_embedding = hk.get_parameter(
-            "action_value_embedding", [c.max_action_dim, c.width], jnp.float32, init=_EMBED_INIT)
+            "action_value_embedding", [c.max_action_dim, c.width], jnp.float32, init=_ACTION_VALUE_INIT)
         dim_embedding = hk.get_parameter(
             "action_dim_embedding", [c.max_action_dim, c.width], jnp.float32, init=_EMBED_INIT)
         queries = hk.get_parameter("critic_queries", [nq, c.width], jnp.float32, init=_EMBED_INIT)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
-import threading
 from typing import Sequence
 
 # Order is the data flow a user follows.
@@ -49,21 +47,11 @@ def build_parser(load: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _use_persistent_compilation_cache() -> None:
-    """Compiled XLA programs are cached on disk: grid cells of one preset, restarts after
-    a kill and repeated runs skip recompilation (tens of seconds each on a CPU).
-    Set JAX_COMPILATION_CACHE_DIR to move it, or to an empty string to disable it."""
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "pac-scaling", "jax"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _use_persistent_compilation_cache()
-    if threading.current_thread() is threading.main_thread():
-        # A process started with SIGINT ignored (a background job, some CI runners)
-        # would otherwise ignore Ctrl-C and the launcher's stop signal to its cells.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    from harness.run import setup_process
+
+    setup_process()  # compilation cache, Ctrl-C: what every job's process needs
     chosen = [a for a in argv if a in SUBCOMMANDS][:1]
     parser = build_parser(load=chosen)
     args = parser.parse_args(argv)

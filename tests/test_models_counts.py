@@ -37,6 +37,7 @@ def _param_shapes(config):
     [
         ("tiny", {}),
         ("tiny", dict(max_obs_dim=5, max_action_dim=1, num_tasks=1, num_action_bins=3, num_value_bins=2)),
+        ("tiny", dict(obs_value_embedding="linear", max_obs_dim=7)),
         ("tiny", dict(use_images=True, image_size=16, image_stem_channels=8, image_patch_size=2)),
         ("150k", dict(max_obs_dim=67, max_action_dim=21, num_tasks=30, num_critic_queries=3)),
         ("700k", {}),
@@ -76,14 +77,18 @@ def test_flop_building_blocks_add_up():
     assert critic_decoder_flops(config, 21) - critic_decoder_flops(config, 1) == 20 * per_action
     assert train_flops_per_update(config, 32) == 32 * (3 * forward_flops(config, 1) + forward_flops(config, 20)
                                                        + forward_flops(config, 1))
+    # Per-loss clipping runs the encoder's backward once per loss: 2 encoder forwards more.
+    assert (train_flops_per_update(config, 32, per_loss_gradients=True)
+            == train_flops_per_update(config, 32) + 32 * 2 * encoder_flops(config))
 
 
 # XLA (CPU backend) also counts elementwise work, so it sits a few % above the analytic count.
 # `pac models --xla` runs the same update check on every preset (each takes ~7 s to compile).
-def test_train_flops_match_xla_within_10_percent():
+@pytest.mark.parametrize("per_loss_gradients", [False, True])
+def test_train_flops_match_xla_within_10_percent(per_loss_gradients):
     config = get_preset("tiny", max_obs_dim=24, max_action_dim=6)
-    analytic = train_flops_per_update(config, 8, num_sampled_actions=20, num_target_actions=1)
-    xla = counts.xla_train_flops_per_update(config, 8, num_sampled_actions=20, num_target_actions=1)
+    analytic = train_flops_per_update(config, 8, 20, 1, per_loss_gradients)
+    xla = counts.xla_train_flops_per_update(config, 8, 20, 1, per_loss_gradients)
     assert 0.9 <= xla / analytic <= 1.1, (xla, analytic)
 
 

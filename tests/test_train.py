@@ -149,8 +149,14 @@ def test_two_devices_give_the_same_update_as_one(tiny_dataset_dir):
         (m1, p1), (m2, p2) = results
         for k in m1:
             np.testing.assert_allclose(m1[k], m2[k], rtol=2e-4, atol=1e-5, err_msg=k)
-        for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
-            np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+        # Adam moves an element by up to ~learning_rate a step whatever its gradient's size, so
+        # where a gradient is nearly 0 the reduction order's rounding shows at a fraction of
+        # the learning rate. Attention key biases change no output (softmax ignores the q.b
+        # added to every score): their gradient is pure rounding noise, so they are skipped.
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(p1), jax.tree.leaves(p2)):
+            if "attention/key" in jax.tree_util.keystr(path):
+                continue
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=0.1 * cfg.learning_rate, err_msg=jax.tree_util.keystr(path))
         print("OK", float(m1["loss"]), float(m2["loss"]))
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def dry_run_table(spec, results_root=None, measure: bool = False, only=None, log=print) -> list[str]:
     """The lines of the dry-run table: one per cell, then totals."""
+    from harness import run_folder
     from launch import estimate as estimate_lib
     from launch.cells import expand, format_count, format_seconds, select
     from launch.local import grid_dir
@@ -46,7 +47,7 @@ def dry_run_table(spec, results_root=None, measure: bool = False, only=None, log
     total, left = 0.0, 0
     for cell in cells:
         seconds, source = est[cell.name]
-        done = (directory / cell.name / "result.json").exists()
+        done = run_folder.is_done(directory / cell.name)
         status = f"skip: {cell.skip_reason}" if cell.skipped else ("done" if done else "run")
         if not cell.skipped and not done:
             total, left = total + seconds, left + 1

@@ -10,7 +10,6 @@ prints the finished job's result.
 from __future__ import annotations
 
 import argparse
-import json
 
 from pac.commands._flags import add_dataclass_flags, dataclass_from_flags
 
@@ -24,14 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness import run as run_lib
     from harness.config import TrainConfig
-    from harness.train import train
-    from launch.distributed import maybe_initialize
 
     config = dataclass_from_flags(TrainConfig, args)
-    maybe_initialize(log=print)  # one process of a multi-host job: join the others first
-    result = train(config, args.run_dir, progress=False if args.no_progress else None, log=print)
-    summary = {k: result[k] for k in ("status", "steps", "flops", "params", "valid", "normalized_return")}
-    summary["updates_per_second"] = result["throughput"]["updates_per_second"]
-    print(json.dumps(summary, indent=2))
+    run_lib.run(config, args.run_dir, progress=False if args.no_progress else None)
     return 0

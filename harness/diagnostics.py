@@ -1,0 +1,56 @@
+"""Is the critic learning what PAC needs? Diagnostics computed inside the jitted update.
+
+PAC improves on BC only if the critic ranks the actions of one state correctly: the
+improvement weights softmax_j(Q(s, a_j) / eta) are noise otherwise, and MPO's dual then
+shrinks eta until that noise decides the weights. These numbers say whether that
+happens (all are batch means, cheap next to the update):
+
+  q_spread        mean over states of the std of Q over the N sampled actions: near 0 means
+                  the critic does not see the action.
+  weights_ess     effective sample size of the improvement weights, 1 / sum_j w_j^2, as a
+                  fraction of N: 1 = uniform (no improvement), 1/N = all on one action.
+  q_mc_rank_corr  Spearman correlation, over the batch, of Q(s, a_data) with the
+                  Monte-Carlo discounted return-to-go of the data's episode from (s, a_data):
+                  the critic's own target where the behaviour policy is the evaluated one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+DIAGNOSTICS = ("q_spread", "weights_ess", "q_mc_rank_corr")
+
+
+def ranks(x: jax.Array) -> jax.Array:
+    """Rank of each entry along the last axis (0 = smallest), ties given their mean rank (as
+    scipy's rankdata). Pairwise comparisons, O(n^2) in the axis length: n is a batch or N."""
+    x = x.astype(jnp.float32)
+    less = jnp.sum(x[..., None, :] < x[..., :, None], axis=-1)
+    equal = jnp.sum(x[..., None, :] == x[..., :, None], axis=-1)
+    return less.astype(jnp.float32) + (equal.astype(jnp.float32) - 1.0) / 2.0
+
+
+def pearson(x: jax.Array, y: jax.Array) -> jax.Array:
+    """Pearson correlation along the last axis (0 where either side is constant)."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    y = y - y.mean(axis=-1, keepdims=True)
+    denominator = jnp.sqrt(jnp.sum(x * x, axis=-1) * jnp.sum(y * y, axis=-1))
+    return jnp.where(denominator > 0, jnp.sum(x * y, axis=-1) / jnp.maximum(denominator, 1e-30), 0.0)
+
+
+def spearman(x: jax.Array, y: jax.Array) -> jax.Array:
+    """Spearman rank correlation along the last axis: Pearson's on the ranks."""
+    return pearson(ranks(x), ranks(y))
+
+
+def critic_and_weight_diagnostics(sampled_q: jax.Array, weights: jax.Array, q_data: jax.Array,
+                                  mc_return: jax.Array | None = None) -> dict[str, jax.Array]:
+    """sampled_q, weights [B, N]; q_data [B] = Q(s, a_data); mc_return [B] or None."""
+    metrics = {
+        "q_spread": jnp.mean(jnp.std(sampled_q, axis=-1)),
+        "weights_ess": jnp.mean(1.0 / jnp.sum(jnp.square(weights), axis=-1)) / weights.shape[-1],
+    }
+    if mc_return is not None:
+        metrics["q_mc_rank_corr"] = spearman(q_data, mc_return)
+    return metrics
