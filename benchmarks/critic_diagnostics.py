@@ -36,7 +36,7 @@ from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.data import storage
 from harness.learner import Learner, host_local
-from harness.train import plan_run
+from harness.train import plan_run, sampler_options
 from models import discretization
 from models.networks import PACInputs, make_networks
 
@@ -145,9 +145,7 @@ def run(config: TrainConfig, every: int = 100, log=print) -> list[dict[str, Any]
     """Trains `config` for config.steps updates (no run folder) and returns the diagnostic rows."""
     plan = plan_run(config)
     dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
-    common = dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
-                  valid_fraction=config.valid_fraction, mc_discount=config.discount,
-                  reward_scale={n: 1.0 / r for n, r in zip(plan.task_names, plan.action_repeats)})
+    common = sampler_options(config, plan)
     train_sampler = sampler_lib.Sampler(dataset, config.batch_size, "train", seed=config.seed, **common)
     valid_sampler = sampler_lib.Sampler(dataset, config.batch_size, "valid", **common)
     learner = Learner(make_networks(plan.model), config, plan.steps)

@@ -25,7 +25,7 @@ from harness.checkpointing import Checkpointer
 from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.learner import Learner, host_local
-from harness.train import plan_run, train
+from harness.train import plan_run, sampler_options, train
 from models.networks import make_networks
 
 
@@ -58,10 +58,7 @@ def main() -> None:
     state = checkpointer.restore(checkpointer.latest_step(), learner.init(config.seed))
     checkpointer.close()
     dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
-    valid_sampler = sampler_lib.Sampler(
-        dataset, config.valid_batch_size, "valid", max_observation_dim=plan.model.max_obs_dim,
-        max_action_dim=plan.model.max_action_dim, valid_fraction=config.valid_fraction, mc_discount=config.discount,
-        reward_scale={n: 1.0 / r for n, r in zip(plan.task_names, plan.action_repeats)})
+    valid_sampler = sampler_lib.Sampler(dataset, config.valid_batch_size, "valid", **sampler_options(config, plan))
     evaluations = []
     for sample in range(args.samples):
         held = heldout.HeldOutSet(valid_sampler, config.valid_examples_per_task, config.valid_batch_size,

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.config import TrainConfig
-from harness.metrics_log import write_atomic
+from harness.run_folder import write_atomic
 from harness.train import plan_run
 from launch.local import run_grid
 from launch.spec import GridSpec

@@ -16,6 +16,7 @@ benchmarks/results/rollout_throughput.csv) with the machine named.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import time
@@ -63,7 +64,7 @@ def rollouts(task: str, params: dict, seconds: float) -> float:
     rollout.run_job(job, params)  # builds this process's environments: not timed
     steps, start, seed = 0, time.perf_counter(), 1
     while time.perf_counter() - start < seconds:
-        steps += rollout.run_job(job.__class__(task, 0, True, job.episodes, seed), params)["control_steps"]
+        steps += rollout.run_job(dataclasses.replace(job, seed=seed), params)["control_steps"]
         seed += 1
     return steps / (time.perf_counter() - start)
 

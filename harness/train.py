@@ -112,6 +112,16 @@ def plan_run(config: TrainConfig) -> RunPlan:
     )
 
 
+def sampler_options(config: TrainConfig, plan: RunPlan) -> dict[str, Any]:
+    """The Sampler arguments a run's train and held-out samplers share: the model's padded
+    sizes, the split, the task weighting, the Monte-Carlo discount, and rewards scaled to
+    [0, 1] per step (divided by the task's action repeat)."""
+    return dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
+                valid_fraction=config.valid_fraction, task_weighting=config.task_weighting,
+                mc_discount=config.discount,
+                reward_scale={n: 1.0 / r for n, r in zip(plan.task_names, plan.action_repeats)})
+
+
 def _finite_or_raise(metrics: dict[str, float], step: int, last_checkpoint: int | None, run_dir: Path) -> None:
     for name, value in metrics.items():
         if not math.isfinite(value):
@@ -145,10 +155,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
         return finished
 
     dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
-    common = dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
-                  valid_fraction=config.valid_fraction, task_weighting=config.task_weighting,
-                  mc_discount=config.discount,
-                  reward_scale={n: 1.0 / r for n, r in zip(plan.task_names, plan.action_repeats)})
+    common = sampler_options(config, plan)
     train_sampler = sampler_lib.Sampler(dataset, local_batch, "train", seed=config.seed + 100_003 * process,
                                         top_episode_fraction=config.top_episode_fraction, **common)
     valid_sampler = sampler_lib.Sampler(dataset, local_batch, "valid", **common)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from harness.data import tasks
-from harness.metrics_log import write_atomic
+from harness.run_folder import write_atomic
 
 
 @dataclasses.dataclass(frozen=True)
