@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export MUJOCO_GL ?= egl
+# No MUJOCO_GL: nothing renders, and harness.data.tasks runs physics only by default.
 export XLA_PYTHON_CLIENT_PREALLOCATE ?= false
 
 .PHONY: install demo test bench clean

@@ -93,7 +93,28 @@ class TrainConfig:
     eval_episodes: int = 2  # per task, in the real environment, after training.
     eval_mode: str = "mode"  # 'mode' (most likely bin) or 'sample'.
     seed: int = 0
-    prefetch: int = 2  # batches staged on the device ahead of the update.
+    # The training split lives on the device and batches are drawn there, updates_per_dispatch
+    # updates in one jitted call (lax.scan); chunks end at every log, validation and
+    # checkpoint step. Off (or with several processes): a host thread samples each batch.
+    data_on_device: bool = True
+    updates_per_dispatch: int = 50
+    prefetch: int = 2  # host path: batches staged on the device ahead of the update.
+
+    # --- Speed (the same math; benchmarks/step_profile.py measures each) ---------------
+    # How actions are drawn from the policy's bins: 'inverse_cdf' (one uniform per draw)
+    # or 'gumbel' (jax.random.categorical: num_action_bins Gumbel draws per draw). The same
+    # distribution; inverse_cdf doubled the step's rate for small models (tiny, batch 64,
+    # 2 CPU cores: 35.5 -> 74.8 updates/s), whose cost was mostly random bits.
+    action_sampling: str = "inverse_cdf"
+    # PACConfig.attention: 'einsum', 'xla' or 'cudnn' (GPU, bf16). einsum measured as fast
+    # as 'xla' on an H200 (30m: 28.8 vs 28.4 updates/s); cuDNN's kernel rejects the
+    # encoder's 33 input tokens.
+    attention: str = "einsum"
+    # One target-encoder call on [s; s'] (a 2B batch) instead of two calls of B.
+    merge_target_encodes: bool = True
+    # Let XLA reuse the training state's buffers for the new state (saves a state's worth
+    # of device memory); checkpoints then save a copy, as the async write may outlive it.
+    donate_state: bool = True
 
     def validate(self) -> "TrainConfig":
         """Raises a one-line ValueError naming the first bad field; returns self."""
@@ -108,7 +129,8 @@ class TrainConfig:
         if not 0.0 <= self.discount < 1.0:
             raise ValueError(f"discount={self.discount} must be in [0, 1)")
         for name in ("batch_size", "num_sampled_actions", "num_target_actions", "target_update_period",
-                     "log_every", "valid_every", "valid_examples_per_task", "valid_batch_size", "checkpoint_every", "keep_checkpoints", "prefetch"):
+                     "log_every", "valid_every", "valid_examples_per_task", "valid_batch_size", "checkpoint_every", "keep_checkpoints", "prefetch",
+                     "updates_per_dispatch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.eval_episodes < 0:
@@ -116,7 +138,8 @@ class TrainConfig:
         choices = {"temperature": ("dual", "fixed"), "eval_mode": ("mode", "sample"),
                    "target_update": ("polyak", "hard"), "critic_target": ("expected", "distributional"),
                    "gradient_clipping": ("global", "per_loss"),
-                   "obs_value_embedding": ("lookup", "linear"),
+                   "obs_value_embedding": ("lookup", "linear"), "attention": ("einsum", "xla", "cudnn"),
+                   "action_sampling": ("gumbel", "inverse_cdf"),
                    "task_weighting": ("uniform", "transitions"), "compute_dtype": ("float32", "bfloat16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

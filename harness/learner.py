@@ -29,7 +29,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from harness import diagnostics, losses
 from harness.config import TrainConfig
-from harness.data.sampler import Batch
+from harness.data import device_sampler
+from harness.data.sampler import Batch, SplitArrays
 from models import discretization
 from models.networks import PACInputs, PACNetworks, dummy_inputs
 
@@ -40,6 +41,9 @@ TRAIN_METRICS = ("loss", "bc_loss", "policy_loss", "critic_loss", "q_mean", "kl_
                  "temperature_dual", "grad_norm", "policy_grad_norm", "critic_grad_norm", "policy_trunk_grad_norm",
                  "critic_trunk_grad_norm", "learning_rate",
                  *diagnostics.DIAGNOSTICS)
+# Folded into the run's key for the batches drawn on the device (`Learner.sampled_chunk`).
+_DATA_STREAM = 0x0DA7A
+
 VALID_METRICS = ("bc_loss", "critic_loss", "q_mean", "policy_loss", *diagnostics.DIAGNOSTICS)
 
 
@@ -136,13 +140,47 @@ class Learner:
         self.support = discretization.value_support(model.v_min, model.v_max, model.num_value_bins)
         self.batch_sharding = NamedSharding(self.mesh, PartitionSpec("batch"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        # No buffer donation: an async checkpoint may still be reading the previous state.
-        self._update_jit = jax.jit(self._update, out_shardings=(self.replicated, self.replicated))
+        # With donate_state the old state's buffers become the new state's: checkpoints then
+        # save a copy (`checkpointable`), since an async write may still be reading them.
+        donate = (0,) if config.donate_state else ()
+        self._update_jit = jax.jit(self._update, out_shardings=(self.replicated, self.replicated), donate_argnums=donate)
+        self._update_chunk_jit = jax.jit(self._update_chunk, out_shardings=(self.replicated, self.replicated),
+                                         donate_argnums=donate)
+        self._sampled_chunk_jit = jax.jit(self._sampled_chunk, out_shardings=(self.replicated, self.replicated),
+                                          donate_argnums=donate)
         self._validation_jit = jax.jit(self._validation_metrics, out_shardings=self.replicated)
 
     def update(self, state: TrainingState, batch: Batch) -> tuple[TrainingState, dict[str, Any]]:
         """One jitted learner step: (state, batch) -> (new state, metrics)."""
         return self._update_jit(state, batch, self.constants)
+
+    def update_chunk(self, state: TrainingState, batches: Batch) -> tuple[TrainingState, dict[str, Any]]:
+        """K learner steps in one dispatch (a lax.scan over batches stacked on a leading
+        axis of K): the same updates as K calls of `update`; metrics come back stacked [K]."""
+        return self._update_chunk_jit(state, batches, self.constants)
+
+    def sampled_chunk(self, state: TrainingState, data: SplitArrays, length: int) -> tuple[TrainingState, dict[str, Any]]:
+        """`length` (>= 1) updates in one dispatch, each on a batch drawn on the device from
+        `data` (a split placed there once, see `place_data`): batch k is a pure function of
+        (seed, k), so a resumed run sees the same batches. The length is an argument of one
+        compiled loop, not a shape: chunks of any length share one program. Returns the
+        metrics of the chunk's last update."""
+        return self._sampled_chunk_jit(state, data, self.constants, jnp.asarray(length, jnp.int32))
+
+    def place_data(self, data: SplitArrays) -> SplitArrays:
+        """The split's arrays, replicated on every device of the mesh (one process)."""
+        return jax.device_put(data, self.replicated)
+
+    @property
+    def step_fn(self):
+        """The pure update (state, batch, RunConstants) -> (state, metrics), for callers
+        that transform it further (e.g. jax.vmap over cells of one preset)."""
+        return self._update
+
+    def checkpointable(self, state: TrainingState) -> TrainingState:
+        """The state to hand to an async checkpoint: a device copy when the next update
+        will donate (overwrite) the state's buffers, else the state itself."""
+        return jax.tree.map(jnp.copy, state) if self.config.donate_state else state
 
     def validation_metrics(self, state: TrainingState, batch: Batch) -> dict[str, Any]:
         """Held-out losses of the current params on a batch (no update)."""
@@ -182,16 +220,23 @@ class Learner:
         cfg, net, model = self.config, self.networks, self.networks.config
         fmask = batch.action_mask.astype(jnp.float32)
         sample_key, next_key = jax.random.split(key)
-        target_latents = net.encode(target_params, _inputs(batch))
-        target_policy = net.policy_logits(target_params, target_latents)
-        sampled_bins = losses.sample_action_bins(sample_key, target_policy, cfg.num_sampled_actions)
+        if cfg.merge_target_encodes:
+            # One encoder and one policy call on [s; s'] (same math, larger matmuls).
+            both = jax.tree.map(lambda x, y: jnp.concatenate([x, y]), _inputs(batch), _inputs(batch, next_state=True))
+            latents = net.encode(target_params, both)
+            target_latents, next_latents = jnp.split(latents, 2)
+            target_policy, next_policy = jnp.split(net.policy_logits(target_params, latents), 2)
+        else:
+            target_latents = net.encode(target_params, _inputs(batch))
+            target_policy = net.policy_logits(target_params, target_latents)
+            next_latents = net.encode(target_params, _inputs(batch, next_state=True))
+            next_policy = net.policy_logits(target_params, next_latents)
+        sampled_bins = losses.sample_action_bins(sample_key, target_policy, cfg.num_sampled_actions, cfg.action_sampling)
         sampled_actions = discretization.bin_to_action(sampled_bins, model.num_action_bins) * fmask[:, None]
         sampled_q = discretization.categorical_mean(
             net.q_logits(target_params, target_latents, sampled_actions, batch.action_mask), self.support)
 
-        next_latents = net.encode(target_params, _inputs(batch, next_state=True))
-        next_policy = net.policy_logits(target_params, next_latents)
-        next_bins = losses.sample_action_bins(next_key, next_policy, cfg.num_target_actions)
+        next_bins = losses.sample_action_bins(next_key, next_policy, cfg.num_target_actions, cfg.action_sampling)
         next_actions = discretization.bin_to_action(next_bins, model.num_action_bins) * fmask[:, None]
         next_q_logits = net.q_logits(target_params, next_latents, next_actions, batch.action_mask)
         target_fn = losses.td_target_two_hot if cfg.critic_target == "expected" else losses.td_target_distribution
@@ -263,6 +308,25 @@ class Learner:
             **grad_metrics,
         }
         return metrics, sampled_q, grads
+
+    def _sampled_chunk(self, state: TrainingState, data: SplitArrays, constants: RunConstants, length: jax.Array):
+        batch_size = self.config.batch_size
+
+        def batch_at(step):
+            # The data's stream is apart from the update's (which folds the step into the seed).
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(constants.seed), _DATA_STREAM), step)
+            return jax.lax.with_sharding_constraint(device_sampler.sample(data, key, batch_size), self.batch_sharding)
+
+        def update(_, carry):
+            state, _ = carry
+            return self._update(state, batch_at(state.step), constants)
+
+        metrics = jax.eval_shape(lambda s: self._update(s, batch_at(s.step), constants)[1], state)
+        zeros = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics)
+        return jax.lax.fori_loop(0, length, update, (state, zeros))
+
+    def _update_chunk(self, state: TrainingState, batches: Batch, constants: RunConstants):
+        return jax.lax.scan(lambda s, b: self._update(s, b, constants), state, batches)
 
     def _update(self, state: TrainingState, batch: Batch, constants: RunConstants) -> tuple[TrainingState, dict[str, Any]]:
         cfg = self.config

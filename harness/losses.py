@@ -26,8 +26,19 @@ def action_log_prob(policy_logits: jax.Array, action_bins: jax.Array, action_mas
     return jnp.sum(chosen * action_mask, axis=-1)
 
 
-def sample_action_bins(key: jax.Array, policy_logits: jax.Array, num_samples: int) -> jax.Array:
-    """num_samples bin indices per action dim from the policy: int32 [B, num_samples, A]."""
+def sample_action_bins(key: jax.Array, policy_logits: jax.Array, num_samples: int, method: str = "gumbel") -> jax.Array:
+    """num_samples bin indices per action dim from the policy: int32 [B, num_samples, A].
+
+    'gumbel' draws K Gumbel variates per sample (jax.random.categorical); 'inverse_cdf'
+    draws one uniform per sample and counts the bins whose cumulative probability lies
+    below it. Both sample the policy exactly; inverse_cdf needs K times fewer random bits,
+    which dominate the step's cost for small models (K = num_action_bins = 101).
+    """
+    if method == "inverse_cdf":
+        cdf = jnp.cumsum(jax.nn.softmax(policy_logits.astype(jnp.float32), axis=-1), axis=-1)  # [B, A, K]
+        uniform = jax.random.uniform(key, (policy_logits.shape[0], num_samples, policy_logits.shape[1]))
+        bins = jnp.sum(cdf[:, None, :, :-1] < uniform[..., None], axis=-1)  # last cdf entry is 1 up to rounding
+        return bins.astype(jnp.int32)
     logits = jnp.broadcast_to(policy_logits[:, None], (policy_logits.shape[0], num_samples) + policy_logits.shape[1:])
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 

@@ -86,6 +86,7 @@ def plan_run(config: TrainConfig) -> RunPlan:
         num_tasks=len(names),
         compute_dtype=config.compute_dtype,
         obs_value_embedding=config.obs_value_embedding,
+        attention=config.attention,
         # Rewards are scaled to [0, 1] per step (see `train`), so returns, and the
         # distributional critic's support, lie in [0, 1 / (1 - discount)].
         v_min=0.0,
@@ -193,48 +194,81 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
         return metrics
 
     bar = _progress(plan.steps, start, sys.stderr.isatty() if progress is None else progress)
-    prefetcher = Prefetcher(lambda i: learner.shard_batch(train_sampler.sample_at(i)), start, plan.steps, config.prefetch)
+    # Batches drawn on the device, K updates a dispatch (one process); else a host thread
+    # samples and stages each batch (multi-host: every process feeds its own slice).
+    on_device = config.data_on_device and processes == 1
+    if on_device:
+        data = learner.place_data(train_sampler.split_arrays())
+        prefetcher = None
+    else:
+        prefetcher = Prefetcher(lambda i: learner.shard_batch(train_sampler.sample_at(i)), start, plan.steps,
+                                config.prefetch)
+    every = (config.log_every, config.valid_every, config.checkpoint_every)
+
+    def chunk_end(step: int) -> int:
+        # A chunk ends at the next log, validation or checkpoint step (so they happen at
+        # the same steps whatever K is, and a resumed run replays the same chunks).
+        return min(step + config.updates_per_dispatch, plan.steps, *((step // e + 1) * e for e in every))
+
     last_checkpoint = start or None
-    loop_start = time.perf_counter()
-    last_log_time, last_log_step = loop_start, start
+    step, steady = start, None  # steady: (time, step, data wait) after the first (compiling) dispatch
+    excluded = 0.0  # seconds of validation and checkpoint saves since `steady` (not training)
+    last_log_time = last_log_step = last_log_excluded = None
     train_metrics: dict[str, float] = {}
     valid_metrics: dict[str, float] = {}
     try:
-        for step in range(start + 1, plan.steps + 1):  # `step` counts updates done after this one
-            _, batch = prefetcher.next()
-            state, device_metrics = learner.update(state, batch)
-            if step == start + 1:
-                # Throughput is measured from the end of the first update: it excludes
+        while step < plan.steps:
+            if on_device:
+                end = chunk_end(step)
+                state, device_metrics = learner.sampled_chunk(state, data, end - step)
+            else:
+                end = step + 1
+                _, batch = prefetcher.next()
+                state, device_metrics = learner.update(state, batch)
+            done, step = step, end  # `step` counts the updates done
+            if steady is None:
+                # Throughput is measured from the end of the first dispatch: it excludes
                 # compilation (and the prefetcher's wait behind it).
                 jax.block_until_ready(state.step)
-                steady_start, steady_wait = time.perf_counter(), prefetcher.wait_seconds
+                steady = (time.perf_counter(), step, prefetcher.wait_seconds if prefetcher else 0.0)
+                last_log_time, last_log_step, last_log_excluded = steady[0], step, 0.0
             is_last = step == plan.steps
             if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
                 train_metrics = {k: float(v) for k, v in host_local(device_metrics).items()}
                 _finite_or_raise(train_metrics, step, last_checkpoint, run_dir)
                 now = time.perf_counter()
-                train_metrics["steps_per_second"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                train_metrics["data_wait_fraction"] = prefetcher.wait_seconds / max(now - loop_start, 1e-9)
-                last_log_time, last_log_step = now, step
+                # Training time only: validation and checkpoints inside the window are not.
+                seconds = now - last_log_time - (excluded - last_log_excluded)
+                train_metrics["steps_per_second"] = ((step - last_log_step) / seconds
+                                                     if step > last_log_step and seconds > 0 else float("nan"))
+                train_metrics["data_wait_fraction"] = (
+                    (prefetcher.wait_seconds - steady[2]) / max(now - steady[0] - excluded, 1e-9) if prefetcher else 0.0)
+                last_log_time, last_log_step, last_log_excluded = now, step, excluded
                 if step % config.log_every == 0 or is_last:
                     writer.write({**counters(step), "split": "train", "wall_time": time.time(), **train_metrics})
                 if bar is not None:
                     bar.set_postfix(loss=f"{train_metrics['loss']:.3f}", bc=f"{train_metrics['bc_loss']:.3f}")
             if step % config.valid_every == 0 or is_last:
+                began = time.perf_counter()
                 valid_metrics = validate(step)
+                excluded += time.perf_counter() - began
             if step % config.checkpoint_every == 0 or is_last:
-                checkpointer.save(step, state)
+                began = time.perf_counter()
+                checkpointer.save(step, learner.checkpointable(state))
+                excluded += time.perf_counter() - began
                 last_checkpoint = step
             if bar is not None:
-                bar.update(1)
+                bar.update(step - done)
         jax.block_until_ready(state.step)
-        if plan.steps > start:
-            loop_seconds = time.perf_counter() - steady_start
-            data_wait = prefetcher.wait_seconds - steady_wait
+        if steady is not None:
+            steps_run = plan.steps - steady[1]
+            loop_seconds = time.perf_counter() - steady[0] - excluded
+            data_wait = (prefetcher.wait_seconds - steady[2]) if prefetcher else 0.0
         else:
-            loop_seconds = data_wait = 0.0
+            steps_run, loop_seconds, data_wait = 0, 0.0, 0.0
     finally:
-        prefetcher.close()
+        if prefetcher is not None:
+            prefetcher.close()
         if bar is not None:
             bar.close()
         checkpointer.wait()
@@ -253,7 +287,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
     writer.close()
     checkpointer.close()
 
-    steps_run = max(plan.steps - start - 1, 0)  # timed steps: all but the compiling first
+    rate = (lambda count: count / loop_seconds) if steps_run and loop_seconds > 0 else (lambda count: None)
     result = {
         "status": "done",
         "steps": plan.steps,
@@ -266,15 +300,21 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
         "train": train_metrics,
         "returns": returns,
         "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()])) if returns else None,
+        # Steady-state training: the updates after the first (compiling) dispatch, timed
+        # without the validation and checkpoint saves that ran in between (None when the
+        # run, or what was left of it, was a single dispatch).
         "throughput": {
             "steps_run": steps_run,
             "seconds": loop_seconds,
-            "updates_per_second": steps_run / max(loop_seconds, 1e-9),
-            "examples_per_second": steps_run * config.batch_size / max(loop_seconds, 1e-9),
-            "achieved_flops_per_second": steps_run * plan.flops_per_update / max(loop_seconds, 1e-9),
-            "data_wait_fraction": data_wait / max(loop_seconds, 1e-9),
+            "updates_per_second": rate(steps_run),
+            "examples_per_second": rate(steps_run * config.batch_size),
+            "achieved_flops_per_second": rate(steps_run * plan.flops_per_update),
+            "data_wait_fraction": data_wait / loop_seconds if steps_run and loop_seconds > 0 else None,
+            "updates_per_dispatch": config.updates_per_dispatch if on_device else 1,
+            "data_on_device": on_device,
             "devices": jax.device_count(),
             "platform": jax.devices()[0].platform,
+            "device_kind": jax.devices()[0].device_kind,
         },
     }
     if process == 0:

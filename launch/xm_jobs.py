@@ -122,7 +122,7 @@ def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = 
                           "base_image": base_image or DEFAULT_BASE_IMAGE,
                           "docker_instructions": docker_instructions(kind)}
         program = ["python", "-m", "harness.run"]
-        env.update({"MUJOCO_GL": "egl", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+        env.update({"MUJOCO_GL": "disable", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})  # physics only
     jobs = []
     for cell in cells:
         if cell.skipped:
@@ -145,8 +145,7 @@ def docker_instructions(kind: str, project_dir: str = REPO_ROOT.name) -> list[st
     """What xm.python_container's build runs (Docker or Cloud Build where you launch). The
     build context is the repository's parent folder, so the repository is `project_dir`.
     GPU images need no CUDA base: the jax[cuda12] wheels bring CUDA, Vertex the driver."""
-    return ["ENV LANG=C.UTF-8 MUJOCO_GL=egl",
-            "RUN apt-get update && apt-get install -y --no-install-recommends libegl1 libgl1 && rm -rf /var/lib/apt/lists/*",
+    return ["ENV LANG=C.UTF-8 MUJOCO_GL=disable",
             f"COPY --chown=1000:root {project_dir}/ /pac",
             "WORKDIR /pac",
             f"RUN python -m pip install --no-cache-dir . '{JAX_EXTRA[kind]}'"]

@@ -11,6 +11,7 @@ import dataclasses
 
 _COMPUTE_DTYPES = ("float32", "bfloat16")
 _OBS_VALUE_EMBEDDINGS = ("lookup", "linear")
+_ATTENTION_KERNELS = ("einsum", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,10 @@ class PACConfig:
     # Params are always float32; 'bfloat16' casts params and activations at each matmul
     # and casts logits back to float32 (softmax and LayerNorm statistics stay float32).
     compute_dtype: str = "float32"
+    # How attention is computed (the same math): 'einsum' writes the scores out
+    # (models.modules.attend); 'xla' is jax.nn.dot_product_attention's XLA version; 'cudnn'
+    # its cuDNN flash kernel (GPU, bfloat16 only, head_dim <= 128 and a multiple of 8).
+    attention: str = "einsum"
 
     @property
     def head_dim(self) -> int:
@@ -113,6 +118,11 @@ class PACConfig:
         if self.obs_value_embedding not in _OBS_VALUE_EMBEDDINGS:
             raise ValueError(f"PACConfig.obs_value_embedding={self.obs_value_embedding!r} is not one of "
                              f"{', '.join(_OBS_VALUE_EMBEDDINGS)}")
+        if self.attention not in _ATTENTION_KERNELS:
+            raise ValueError(f"PACConfig.attention={self.attention!r} is not one of {', '.join(_ATTENTION_KERNELS)}")
+        if self.attention == "cudnn" and (self.compute_dtype != "bfloat16" or self.head_dim % 8 or self.head_dim > 128):
+            raise ValueError(f"PACConfig.attention='cudnn' needs compute_dtype='bfloat16' and a head_dim that is a "
+                             f"multiple of 8 and <= 128; got {self.compute_dtype}, head_dim={self.head_dim}")
         if self.compute_dtype not in _COMPUTE_DTYPES:
             raise ValueError(
                     f"PACConfig.compute_dtype={self.compute_dtype!r} is not one of {', '.join(_COMPUTE_DTYPES)}")

@@ -23,18 +23,30 @@ _MASKED_SCORE = -1e30
 
 
 def attend(
-    queries: jax.Array, keys: jax.Array, values: jax.Array, kv_mask: Optional[jax.Array] = None
+    queries: jax.Array, keys: jax.Array, values: jax.Array, kv_mask: Optional[jax.Array] = None,
+    kernel: str = "einsum",
 ) -> jax.Array:
     """Multi-head scaled dot-product attention.
 
     Args:
       queries: [B, Tq, H, Dh].
       keys, values: [B, Tk, H, Dh].
-      kv_mask: [B, Tk] bool, True = real token; masked keys get exactly zero weight.
+      kv_mask: [B, Tk] bool, True = real token; masked keys get exactly zero weight. With
+        kernel='cudnn' it must be a prefix mask (real tokens first), which cuDNN's padding
+        mode takes as per-example lengths.
+      kernel: 'einsum' (scores written out, softmax in float32), 'xla' or 'cudnn'
+        (jax.nn.dot_product_attention's implementations; both take the softmax in float32).
 
     Returns:
       [B, Tq, H, Dh] in the values' dtype.
     """
+    if kernel == "xla":
+        mask = None if kv_mask is None else kv_mask[:, None, None, :]
+        return jax.nn.dot_product_attention(queries, keys, values, mask=mask, implementation="xla")
+    if kernel == "cudnn":
+        lengths = None if kv_mask is None else jnp.sum(kv_mask, axis=-1, dtype=jnp.int32)
+        return jax.nn.dot_product_attention(queries, keys, values, key_value_seq_lengths=lengths,
+                                            implementation="cudnn")
     scale = queries.shape[-1] ** -0.5
     scores = jnp.einsum("bqhd,bkhd->bhqk", queries * jnp.asarray(scale, queries.dtype), keys)
     # Softmax in float32: bfloat16 has too few mantissa bits for stable normalization.
@@ -99,11 +111,13 @@ class Attention(hk.Module):
     The output has the query input's width, so it can be added to the query residually.
     """
 
-    def __init__(self, num_heads: int, width: int, dtype: jnp.dtype = jnp.float32, name: Optional[str] = None):
+    def __init__(self, num_heads: int, width: int, dtype: jnp.dtype = jnp.float32, kernel: str = "einsum",
+                 name: Optional[str] = None):
         super().__init__(name=name)
         self.num_heads = num_heads
         self.width = width
         self.dtype = dtype
+        self.kernel = kernel
 
     def __call__(self, query_inputs: jax.Array, kv_inputs: jax.Array, kv_mask: Optional[jax.Array] = None) -> jax.Array:
         batch, num_queries, query_width = query_inputs.shape
@@ -115,7 +129,7 @@ class Attention(hk.Module):
         q = q.reshape(batch, num_queries, self.num_heads, head_dim)
         k = k.reshape(batch, num_kv, self.num_heads, head_dim)
         v = v.reshape(batch, num_kv, self.num_heads, head_dim)
-        mixed = attend(q, k, v, kv_mask).reshape(batch, num_queries, self.width)
+        mixed = attend(q, k, v, kv_mask, self.kernel).reshape(batch, num_queries, self.width)
         return Dense(query_width, self.dtype, name="output")(mixed)
 
 
@@ -127,18 +141,20 @@ class CrossAttention(hk.Module):
     """
 
     def __init__(
-        self, num_heads: int, width: int, mlp_ratio: int, dtype: jnp.dtype = jnp.float32, name: Optional[str] = None
+        self, num_heads: int, width: int, mlp_ratio: int, dtype: jnp.dtype = jnp.float32, kernel: str = "einsum",
+        name: Optional[str] = None
     ):
         super().__init__(name=name)
         self.num_heads = num_heads
         self.width = width
         self.mlp_ratio = mlp_ratio
         self.dtype = dtype
+        self.kernel = kernel
 
     def __call__(self, queries: jax.Array, kv_tokens: jax.Array, kv_mask: Optional[jax.Array] = None) -> jax.Array:
         q_in = LayerNorm(self.dtype, name="query_norm")(queries)
         kv_in = LayerNorm(self.dtype, name="kv_norm")(kv_tokens)
-        x = queries + Attention(self.num_heads, self.width, self.dtype, name="attention")(q_in, kv_in, kv_mask)
+        x = queries + Attention(self.num_heads, self.width, self.dtype, self.kernel, name="attention")(q_in, kv_in, kv_mask)
         h = LayerNorm(self.dtype, name="mlp_norm")(x)
         return x + MLP(self.mlp_ratio * x.shape[-1], self.dtype, name="mlp")(h)
 
@@ -146,16 +162,18 @@ class CrossAttention(hk.Module):
 class SelfAttention(hk.Module):
     """A pre-LN transformer block over the latents: self-attention + MLP, both residual."""
 
-    def __init__(self, num_heads: int, mlp_ratio: int, dtype: jnp.dtype = jnp.float32, name: Optional[str] = None):
+    def __init__(self, num_heads: int, mlp_ratio: int, dtype: jnp.dtype = jnp.float32, kernel: str = "einsum",
+                 name: Optional[str] = None):
         super().__init__(name=name)
         self.num_heads = num_heads
         self.mlp_ratio = mlp_ratio
         self.dtype = dtype
+        self.kernel = kernel
 
     def __call__(self, latents: jax.Array) -> jax.Array:
         width = latents.shape[-1]
         h = LayerNorm(self.dtype, name="attention_norm")(latents)
-        x = latents + Attention(self.num_heads, width, self.dtype, name="attention")(h, h)
+        x = latents + Attention(self.num_heads, width, self.dtype, self.kernel, name="attention")(h, h)
         h = LayerNorm(self.dtype, name="mlp_norm")(x)
         return x + MLP(self.mlp_ratio * width, self.dtype, name="mlp")(h)
 

@@ -139,22 +139,27 @@ class PerceiverEncoder(hk.Module):
     def __call__(self, inputs: PACInputs) -> jax.Array:
         c, dtype = self.config, _dtype(self.config)
         batch = inputs.obs.shape[0]
-        tokens = [ProprioTokenizer(c)(inputs.obs), TaskTokenizer(c)(inputs.task_id)]
-        masks = [inputs.obs_mask.astype(bool), jnp.ones((batch, 1), bool)]
+        # Always-real tokens first, the padded proprio tokens last: the mask is then a
+        # prefix mask (the sampler pads observations at the end), which cuDNN's attention
+        # takes as lengths. (Attention does not depend on the order of its keys.)
+        tokens = [TaskTokenizer(c)(inputs.task_id)]
+        masks = [jnp.ones((batch, 1), bool)]
         if c.use_images:
             if inputs.images is None:
                 raise ValueError("PACInputs.images is required when PACConfig.use_images is True")
             image_tokens = ImageTokenizer(c)(inputs.images)
             tokens.append(image_tokens)
             masks.append(jnp.ones(image_tokens.shape[:2], bool))
+        tokens.append(ProprioTokenizer(c)(inputs.obs))
+        masks.append(inputs.obs_mask.astype(bool))
         tokens = jnp.concatenate(tokens, axis=1)
         mask = jnp.concatenate(masks, axis=1)
 
         latents = hk.get_parameter("latents", [c.num_latents, c.width], jnp.float32, init=_EMBED_INIT)
         z = jnp.broadcast_to(latents.astype(dtype), (batch, c.num_latents, c.width))
-        z = CrossAttention(c.num_heads, c.width, c.mlp_ratio, dtype, name="latents_attend_inputs")(z, tokens, mask)
+        z = CrossAttention(c.num_heads, c.width, c.mlp_ratio, dtype, c.attention, name="latents_attend_inputs")(z, tokens, mask)
         for i in range(c.num_blocks):
-            z = SelfAttention(c.num_heads, c.mlp_ratio, dtype, name=f"latent_self_attention_{i}")(z)
+            z = SelfAttention(c.num_heads, c.mlp_ratio, dtype, c.attention, name=f"latent_self_attention_{i}")(z)
         return z
 
 
@@ -173,7 +178,7 @@ class PolicyDecoder(hk.Module):
         batch = latents.shape[0]
         queries = hk.get_parameter("action_queries", [c.max_action_dim, c.width], jnp.float32, init=_EMBED_INIT)
         q = jnp.broadcast_to(queries.astype(dtype), (batch, c.max_action_dim, c.width))
-        x = CrossAttention(c.num_heads, c.width, c.mlp_ratio, dtype, name="action_queries_attend_latents")(q, latents)
+        x = CrossAttention(c.num_heads, c.width, c.mlp_ratio, dtype, c.attention, name="action_queries_attend_latents")(q, latents)
         x = LayerNorm(dtype, name="output_norm")(x)
         return Dense(c.num_action_bins, dtype, name="action_bin_logits")(x).astype(jnp.float32)
 
@@ -213,7 +218,8 @@ class CriticDecoder(hk.Module):
         action_embedding += jnp.einsum("ba,ad->bd", mask, dim_embedding.astype(dtype))[:, None, :]
         q = queries.astype(dtype)[None, None] + action_embedding[:, :, None, :]  # [B, N, nq, d]
         q = q.reshape(batch, num_actions * nq, c.width)
-        x = CrossAttention(c.num_heads, c.width, c.mlp_ratio, dtype, name="critic_queries_attend_latents")(q, latents)
+        x = CrossAttention(c.num_heads, c.width, c.mlp_ratio, dtype, c.attention,
+                           name="critic_queries_attend_latents")(q, latents)
         x = x.reshape(batch, num_actions, nq, c.width).mean(axis=2)
         x = LayerNorm(dtype, name="output_norm")(x)
         return Dense(c.num_value_bins, dtype, name="value_bin_logits")(x).astype(jnp.float32)

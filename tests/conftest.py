@@ -6,7 +6,7 @@ import os
 
 import tempfile
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("MUJOCO_GL", "disable")  # physics only: nothing renders
 # Tests run many tiny jobs of the same shapes, in-process and in subprocesses: share
 # compiled programs through JAX's persistent cache (set before jax is imported).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "pac-tests-jax-cache"))

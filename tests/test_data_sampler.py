@@ -151,3 +151,26 @@ def test_observations_are_standardized_with_training_statistics(dataset):
         np.testing.assert_allclose(s.normalizer(padded, tid)[:, : task.observation_dim],
                                    (raw - s.normalizer.mean[tid, : task.observation_dim]) / s.normalizer.std[tid, : task.observation_dim],
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_device_sampler_draws_the_split_as_the_host_sampler_does(tiny_dataset_dir):
+    import jax
+
+    from harness.data import device_sampler
+
+    dataset = sampler_lib.load_dataset(tiny_dataset_dir)
+    for weighting in ("uniform", "transitions"):
+        sampler = sampler_lib.Sampler(dataset, 64, "train", task_weighting=weighting)
+        arrays = jax.device_put(sampler.split_arrays())
+        batch = jax.device_get(jax.jit(device_sampler.sample, static_argnums=2)(arrays, jax.random.key(0), 20_000))
+        host = sampler.sample(20_000)
+        # The same task frequencies (uniform over tasks, or by split size) ...
+        device_share = np.bincount(batch.task_id, minlength=2) / 20_000
+        np.testing.assert_allclose(device_share, sampler.task_weights(), atol=0.015)
+        np.testing.assert_allclose(np.bincount(host.task_id, minlength=2) / 20_000, sampler.task_weights(), atol=0.015)
+        # ... and only transitions of the split, each row consistent with its task's masks.
+        train_actions = {tuple(a) for a in np.round(sampler.split_arrays().actions[sampler.split_arrays().transition], 5)}
+        assert all(tuple(a) in train_actions for a in np.round(batch.action[:500], 5))
+        np.testing.assert_array_equal(batch.observation_mask, sampler.split_arrays().observation_mask[batch.task_id])
+        assert np.all(batch.observation[~batch.observation_mask] == 0)
+        assert abs(batch.reward.mean() - host.reward.mean()) < 0.05 * max(host.reward.mean(), 1e-3) + 0.01

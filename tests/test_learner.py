@@ -67,7 +67,7 @@ def test_polyak_targets_temperature_floor_and_gradient_diagnostics(tmp_path, cli
     sampler = sampler_lib.Sampler(sampler_lib.load_dataset(tmp_path), 8, max_observation_dim=plan.model.max_obs_dim,
                                   max_action_dim=plan.model.max_action_dim)
     learner = Learner(make_networks(plan.model), config, 2)
-    state = learner.init(0)
+    state = jax.device_get(learner.init(0))  # a host copy: the update donates its input state
     new, metrics = learner.update(state, learner.shard_batch(sampler.sample_at(0)))
     for old_target, online, target in zip(*map(jax.tree.leaves, (state.target_params, new.params, new.target_params))):
         np.testing.assert_allclose(target, 0.75 * old_target + 0.25 * online, rtol=1e-5, atol=1e-7)

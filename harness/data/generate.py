@@ -244,7 +244,7 @@ def _worker_init() -> None:
     # One XLA thread per worker process: the processes, not the threads, use the cores.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("MUJOCO_GL", "disable")  # physics only (see tasks.load_suite)
 
 
 def generate(task_names: Sequence[str], out: str | os.PathLike, config: GeneratorConfig = GeneratorConfig(),

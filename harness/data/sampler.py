@@ -34,6 +34,24 @@ class Batch(NamedTuple):
     mc_return: np.ndarray  # float32 [B]
 
 
+class SplitArrays(NamedTuple):
+    """One split of a dataset as flat arrays (see `Sampler.split_arrays`): what a sampler
+    on the device needs (harness.data.device_sampler)."""
+
+    observations: np.ndarray  # float32 [rows, max_obs], normalized and padded
+    actions: np.ndarray  # float32 [transitions, max_act]
+    rewards: np.ndarray  # float32 [transitions], scaled
+    discounts: np.ndarray  # float32 [transitions]
+    mc_returns: np.ndarray  # float32 [transitions]
+    transition: np.ndarray  # int32 [split positions] -> transition
+    obs_row: np.ndarray  # int32 [split positions] -> observation row (next = row + 1)
+    split_starts: np.ndarray  # int32 [tasks]: first split position of each task
+    split_sizes: np.ndarray  # int32 [tasks]
+    task_weights: np.ndarray  # float32 [tasks]: the probability of drawing each task
+    observation_mask: np.ndarray  # bool [tasks, max_obs]
+    action_mask: np.ndarray  # bool [tasks, max_act]
+
+
 @dataclasses.dataclass(frozen=True)
 class MultiTaskDataset:
     """Several tasks' data, in a fixed task order (the task ids)."""
@@ -259,6 +277,17 @@ class Sampler:
             mc_return=self._mc_returns[transition],
         )
 
+    def split_arrays(self) -> SplitArrays:
+        """This sampler's split as flat arrays, to place on the device once and sample
+        there (harness.data.device_sampler.sample draws as `sample_at` does)."""
+        return SplitArrays(
+            observations=self._observations, actions=self._actions, rewards=self._rewards.astype(np.float32),
+            discounts=self._discounts.astype(np.float32), mc_returns=self._mc_returns.astype(np.float32),
+            transition=self._transition.astype(np.int32), obs_row=self._obs_row.astype(np.int32),
+            split_starts=self._split_starts.astype(np.int32), split_sizes=self.split_sizes.astype(np.int32),
+            task_weights=self.task_weights().astype(np.float32), observation_mask=self._observation_mask,
+            action_mask=self._action_mask)
+
     def heldout_batches(self, examples_per_task: int, batch_size: int, sample: int = 0) -> list[tuple[int, Batch]]:
         """A fixed evaluation set: per task, its whole split or `examples_per_task`
         transitions of it drawn without replacement (seeded by the dataset, not the run),
@@ -292,3 +321,25 @@ class Sampler:
 
 def _pad(array: np.ndarray, width: int) -> np.ndarray:
     return np.pad(array, ((0, 0), (0, width - array.shape[1])))
+
+
+def random_batch(model, batch_size: int, seed: int = 0) -> Batch:
+    """A batch of random transitions with a PACConfig's padded shapes, for benchmarks and
+    tests of the step: each row a task with a random number of real observation and action
+    dimensions (prefix masks, padded at the end as the Sampler pads)."""
+    rng = np.random.default_rng(seed)
+    obs_dims = rng.integers(max(model.max_obs_dim // 2, 1), model.max_obs_dim + 1, batch_size)
+    act_dims = rng.integers(1, model.max_action_dim + 1, batch_size)
+    obs_mask = np.arange(model.max_obs_dim)[None] < obs_dims[:, None]
+    action_mask = np.arange(model.max_action_dim)[None] < act_dims[:, None]
+
+    def observation() -> np.ndarray:
+        return (rng.normal(size=(batch_size, model.max_obs_dim)) * obs_mask).astype(np.float32)
+
+    return Batch(
+        task_id=rng.integers(0, model.num_tasks, batch_size).astype(np.int32),
+        observation=observation(), observation_mask=obs_mask,
+        action=(rng.uniform(-1, 1, (batch_size, model.max_action_dim)) * action_mask).astype(np.float32),
+        action_mask=action_mask, reward=rng.uniform(0, 1, batch_size).astype(np.float32),
+        discount=np.ones(batch_size, np.float32), next_observation=observation(),
+        mc_return=rng.uniform(0, 10, batch_size).astype(np.float32))

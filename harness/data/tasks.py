@@ -12,12 +12,38 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import warnings
 from typing import Mapping
 
 import numpy as np
 
-# dm_control imports MuJoCo's renderer lazily; headless machines need EGL (osmesa fails).
-os.environ.setdefault("MUJOCO_GL", "egl")
+# The project steps physics and never renders: with no rendering backend asked for,
+# dm_control is told not to load one (it would otherwise probe GLFW, EGL and OSMesa).
+os.environ.setdefault("MUJOCO_GL", "disable")
+_NO_RENDERING = ("off", "disable", "disabled", "false", "0")
+
+
+def load_suite():
+    """dm_control's suite, physics only if the asked-for rendering backend cannot load.
+
+    A MUJOCO_GL naming a backend this machine lacks (e.g. egl without libEGL) makes
+    dm_control's import fail; rather than lose a run to a renderer it never uses, the
+    import is retried with rendering disabled, with one warning.
+    """
+    try:
+        from dm_control import suite
+    except Exception as error:  # noqa: BLE001 - dm_control raises whatever the GL library does
+        backend = os.environ.get("MUJOCO_GL", "")
+        if backend.lower() in _NO_RENDERING:
+            raise
+        warnings.warn(f"MUJOCO_GL={backend} failed to load ({type(error).__name__}: {error}); physics needs no "
+                      f"rendering, so dm_control goes on with MUJOCO_GL=disable", RuntimeWarning, stacklevel=2)
+        os.environ["MUJOCO_GL"] = "disable"
+        for name in [m for m in sys.modules if m == "dm_control" or m.startswith("dm_control.")]:
+            del sys.modules[name]
+        from dm_control import suite
+    return suite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +108,7 @@ class TaskEnvironment:
     """
 
     def __init__(self, spec: TaskSpec, seed: int):
-        from dm_control import suite
-
+        suite = load_suite()
         self.spec = spec
         self._env = suite.load(spec.domain, spec.task, task_kwargs={"random": seed})
         action_spec = self._env.action_spec()

@@ -1,0 +1,38 @@
+"""Batches drawn inside the jitted program from a split that lives on the device.
+
+`Sampler.split_arrays()` gives one split's arrays (observations already normalized and
+padded); placed on the device once, `sample(arrays, key, batch_size)` draws a batch as
+the host `Sampler` does (a task by the split's task weighting, then a transition of it)
+with jax.random, so a training chunk of K updates needs no host work at all. Batch k of a
+run is a pure function of (seed, k) here too: a resumed run sees the batches it would
+have seen.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from harness.data.sampler import Batch, SplitArrays
+
+
+def sample(arrays: SplitArrays, key: jax.Array, batch_size: int) -> Batch:
+    """One batch of `batch_size` transitions of the split (with replacement)."""
+    task_key, position_key = jax.random.split(key)
+    # Task first (log of the task weights; tasks whose split is empty have weight 0),
+    # then a uniform position inside that task's slice of the split.
+    task = jax.random.categorical(task_key, jnp.log(arrays.task_weights), shape=(batch_size,))
+    offset = jnp.floor(jax.random.uniform(position_key, (batch_size,)) * arrays.split_sizes[task]).astype(jnp.int32)
+    position = arrays.split_starts[task] + jnp.minimum(offset, arrays.split_sizes[task] - 1)
+    transition, obs_row = arrays.transition[position], arrays.obs_row[position]
+    return Batch(
+        task_id=task.astype(jnp.int32),
+        observation=arrays.observations[obs_row],
+        observation_mask=arrays.observation_mask[task],
+        action=arrays.actions[transition],
+        action_mask=arrays.action_mask[task],
+        reward=arrays.rewards[transition],
+        discount=arrays.discounts[transition],
+        next_observation=arrays.observations[obs_row + 1],
+        mc_return=arrays.mc_returns[transition],
+    )
