@@ -27,6 +27,7 @@ import pandas as pd
 
 from benchmarks.step_profile import BASELINE, default_peak_tflops, machine_name
 from harness.config import TrainConfig
+from harness.run_folder import write_atomic
 from harness.train import train
 
 LOOPS = {"before": {**BASELINE, "data_on_device": False}, "after": {}}
@@ -72,7 +73,9 @@ def main() -> None:
         print((rates["after"] / rates["before"]).rename("after / before").to_string())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, mode="a", header=not out.exists(), index=False)
+    if out.exists():  # keep earlier rows, whatever columns they had
+        table = pd.concat([pd.read_csv(out), table], ignore_index=True)
+    write_atomic(out, table.to_csv(index=False))
     print(table.drop(columns=["date", "machine"]).to_string(index=False))
     print(f"machine: {machine}")
 

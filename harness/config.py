@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Mapping, Optional
+
+
+# The training state counts steps in int32.
+MAX_STEPS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +123,16 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raises a one-line ValueError naming the first bad field; returns self."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value) and not field.name.endswith("max_grad_norm"):
+                raise ValueError(f"{field.name}={value} must be a finite number")
         if (self.flop_budget is None) == (self.steps is None):
             raise ValueError("give exactly one of flop_budget and steps")
         if self.flop_budget is not None and not self.flop_budget > 0:
             raise ValueError(f"flop_budget={self.flop_budget} must be > 0")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps={self.steps} must be >= 1")
+        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps={self.steps} must be in [1, {MAX_STEPS}] (the step counter is int32)")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha={self.alpha} must be in [0, 1] (1 = BC, < 1 = PAC)")
         if not 0.0 <= self.discount < 1.0:

@@ -3,7 +3,9 @@
 Rows are appended and flushed as they are made; the columns are fixed when the run
 starts. On resume, rows logged after the restored checkpoint (and any line cut short by
 a kill) are dropped by an atomic rewrite, so a resumed run's file equals an
-uninterrupted run's.
+uninterrupted run's. A file that is not what this run writes (other columns, a row that
+does not parse, steps out of order) is never rewritten: it is kept aside under a new name
+and the run says so. Each (step, split) is written once.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import csv
 import io
 import math
 import os
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness.run_folder import write_atomic
 
@@ -21,18 +24,19 @@ BASE_COLUMNS = ("step", "split", "flops", "examples", "tokens", "wall_time")
 
 
 class MetricsWriter:
-    def __init__(self, path: str | os.PathLike, metric_columns: Sequence[str], resume_step: int | None = None):
+    def __init__(self, path: str | os.PathLike, metric_columns: Sequence[str], resume_step: int | None = None,
+                 log: Callable[[str], None] = lambda _: None):
         self.path = Path(path)
         self.columns = list(BASE_COLUMNS) + [c for c in metric_columns if c not in BASE_COLUMNS]
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                for row in csv.DictReader(f):
-                    # A kill can cut the last line short: it then lacks trailing fields.
-                    if None in row.values() or row.get(self.columns[-1]) is None:
-                        continue
-                    if row["step"] and int(row["step"]) <= resume_step:
-                        kept.append(row)
+            kept, problem = self._read_consistent(resume_step)
+            if problem:
+                aside = self.path.with_name(f"{self.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.kept")
+                os.replace(self.path, aside)
+                log(f"warning: {self.path} {problem}; kept it as {aside.name} and go on with its {len(kept)} "
+                    f"readable rows up to step {resume_step}")
+        self._written = {(row["step"], row["split"]) for row in kept}
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
@@ -41,7 +45,38 @@ class MetricsWriter:
         self._file = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
 
+    def _read_consistent(self, resume_step: int) -> tuple[list[dict[str, str]], str | None]:
+        """The rows to keep (step <= resume_step), and what is wrong with the file, if
+        anything besides a last line cut short by a kill."""
+        try:
+            with open(self.path, newline="") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames != self.columns:
+                    return [], "has other columns than this run writes"
+                lines = list(reader)
+        except (OSError, csv.Error, UnicodeDecodeError) as err:
+            return [], f"is unreadable ({err})"
+        kept, last_step = [], -1
+        for number, row in enumerate(lines):
+            cut_short = None in row.values() or row.get(self.columns[-1]) is None
+            if cut_short and number == len(lines) - 1:
+                continue  # a kill mid-write
+            try:
+                step = int(row["step"])
+            except (TypeError, ValueError):
+                step = None
+            if cut_short or step is None or step < last_step:
+                return kept, f"has a bad row {number + 2} (cut short, no step, or steps out of order)"
+            last_step = step
+            if step <= resume_step:
+                kept.append(row)
+        return kept, None
+
     def write(self, row: Mapping[str, Any]) -> None:
+        key = (str(row.get("step")), str(row.get("split")))
+        if key in self._written:
+            return  # already logged (a run resumed at its very end repeats its last rows)
+        self._written.add(key)
         self._writer.writerow({k: _format(v) for k, v in row.items()})
         self._file.flush()
 

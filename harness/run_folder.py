@@ -6,15 +6,19 @@
   metrics.csv    train / valid / eval rows (harness.metrics_log)
   checkpoints/   orbax, the last few steps (harness.checkpointing)
   result.json    written last, atomically: its presence means the job is done
+  .lock          held (flock) by the one process training the run (`lock`)
 Every file is written atomically (temp name + rename): readers see the old or the new.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from harness.config import TrainConfig
 
@@ -22,6 +26,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 RESULT_FILE = "result.json"
 CHECKPOINTS_DIR = "checkpoints"
+LOCK_FILE = ".lock"
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
@@ -53,9 +58,41 @@ def write_result(run_dir: str | os.PathLike, result: Mapping[str, Any]) -> None:
     write_atomic(Path(run_dir) / RESULT_FILE, json.dumps(result, indent=2))
 
 
-def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, Any]) -> None:
+@contextlib.contextmanager
+def lock(run_dir: str | os.PathLike) -> Iterator[None]:
+    """One process trains a run folder at a time: a second one gets a one-line ValueError
+    naming the holder. The lock (flock) is released when its holder exits, even by SIGKILL."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise ValueError(f"{run_dir} is being trained by {holder}; wait for it to end or use another run "
+                             f"folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                  .encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def has_trained(run_dir: str | os.PathLike) -> bool:
+    """Whether the run got as far as a checkpoint or a result."""
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    return is_done(run_dir) or (checkpoints.is_dir() and any(checkpoints.iterdir()))
+
+
+def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, Any]) -> bool:
     """Creates the folder with its config.json, or checks that the one there holds the
-    same TrainConfig (a job resumes only its own run). One-line ValueError otherwise."""
+    same TrainConfig (a job resumes only its own run). One-line ValueError otherwise.
+    Returns whether this call wrote the config (see `withdraw`)."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if path.exists():
@@ -66,9 +103,18 @@ def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, 
             k = changed[0]
             raise ValueError(f"{run_dir} holds a run with a different config ({k}: {saved.get(k)!r} there, "
                              f"{mine.get(k)!r} now); use a new run folder")
-        return
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps({"train": config.to_json(), "plan": dict(plan)}, indent=2))
+    return True
+
+
+def withdraw(run_dir: str | os.PathLike) -> None:
+    """Takes back the config.json of a run that failed before its first checkpoint (bad
+    data, out of memory, divergence), so that a corrected command may use the folder; its
+    metrics.csv stays to be read (the next start rewrites it)."""
+    if not has_trained(run_dir):
+        (Path(run_dir) / CONFIG_FILE).unlink(missing_ok=True)
 
 
 def read_config(run_dir: str | os.PathLike) -> TrainConfig:

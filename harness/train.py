@@ -25,7 +25,7 @@ import numpy as np
 
 from harness import evaluation, heldout
 from harness.checkpointing import Checkpointer
-from harness.config import TrainConfig
+from harness.config import MAX_STEPS, TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.data import storage
 from harness.input_pipeline import Prefetcher
@@ -97,6 +97,9 @@ def plan_run(config: TrainConfig) -> RunPlan:
     if config.steps is not None:
         steps = config.steps
     else:
+        if config.flop_budget // flops > MAX_STEPS:
+            raise ValueError(f"flop_budget={config.flop_budget:.3g} is {config.flop_budget // flops:.3g} updates of preset "
+                             f"{config.preset} at batch {config.batch_size}, more than {MAX_STEPS} (the step counter is int32)")
         steps = int(config.flop_budget // flops)
         if steps < 1:
             raise ValueError(f"flop_budget={config.flop_budget:.3g} is less than one update ({flops:.3g} FLOPs for "
@@ -140,17 +143,30 @@ def _progress(total: int, initial: int, enabled: bool):
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None = None,
           log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Runs (or resumes, or returns the result of) one training job."""
+    """Runs (or resumes, or returns the result of) one training job. The run folder is
+    locked while it trains: a second process on the same folder gets a one-line error."""
     run_dir = Path(run_dir)
     plan = plan_run(config)
+    if jax.process_index() != 0:  # multi-host: process 0 holds the folder for all
+        return _train(config, plan, run_dir, progress, log)
+    with run_folder.lock(run_dir):
+        created = run_folder.prepare(run_dir, config, plan.to_json())
+        try:
+            return _train(config, plan, run_dir, progress, log)
+        except BaseException:
+            if created:  # a run that failed before its first checkpoint leaves no config behind
+                run_folder.withdraw(run_dir)
+            raise
+
+
+def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | None,
+           log: Callable[[str], None]) -> dict[str, Any]:
     # Multi-host: every process trains its slice of each batch; process 0 alone writes
     # the run folder's files (orbax coordinates the checkpoints of all processes).
     process, processes = jax.process_index(), jax.process_count()
     if config.batch_size % processes:
         raise ValueError(f"batch_size={config.batch_size} must divide evenly over {processes} processes")
     local_batch = config.batch_size // processes
-    if process == 0:
-        run_folder.prepare(run_dir, config, plan.to_json())
     finished = run_folder.read_result(run_dir)
     if finished is not None:
         return finished
@@ -172,7 +188,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
     tasks = plan.task_names
     columns = list(dict.fromkeys(TRAIN_METRICS + VALID_METRICS + heldout.metric_columns(tasks) + ("normalized_return",)
                                  + tuple(f"return/{t}" for t in tasks) + tuple(f"normalized_return/{t}" for t in tasks)))
-    writer = (MetricsWriter(run_dir / run_folder.METRICS_FILE, columns, resume_step=start if start else None)
+    writer = (MetricsWriter(run_dir / run_folder.METRICS_FILE, columns, resume_step=start if start else None, log=log)
               if process == 0 else _NoWriter())
     # Every process evaluates the same held-out set: its slice of each global batch.
     valid_batch = config.valid_batch_size

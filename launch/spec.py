@@ -162,7 +162,10 @@ def load_spec(path: str | os.PathLike) -> GridSpec:
     get_config = getattr(module, "get_config", None)
     if not callable(get_config):
         raise ValueError(f"grid spec {path} has no get_config() function")
-    spec = get_config()
+    try:
+        spec = get_config()
+    except Exception as err:  # a spec whose get_config() raises: say where, in one line
+        raise ValueError(f"grid spec {path}: get_config() raised {type(err).__name__}: {err}") from None
     if not isinstance(spec, GridSpec):
         raise ValueError(f"grid spec {path}: get_config() returned {type(spec).__name__}, not a launch.spec.GridSpec")
     return spec.validate()

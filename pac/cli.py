@@ -12,8 +12,10 @@ with status 2. `pac --debug ...` (or PAC_DEBUG=1) shows the full traceback inste
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -47,8 +49,36 @@ def build_parser(load: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$", re.IGNORECASE)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--flop-budget -1e9` as `--flop-budget=-1e9`: argparse takes '-1e9' for an option
+    (its negative-number rule misses exponents) and says "expected one argument"; joined,
+    the value reaches the config's own check, which names what is wrong with it."""
+    joined: list[str] = []
+    for token in argv:
+        if joined and joined[-1].startswith("--") and "=" not in joined[-1] and _NEGATIVE_NUMBER.match(token):
+            joined[-1] = f"{joined[-1]}={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
+def _fields_as_flags(message: str, command: str) -> str:
+    """A config error names the field (`flop_budget=...`); the user typed the flag."""
+    if command not in ("train", "data"):
+        return message
+    from harness.config import TrainConfig
+    from harness.data.generate import GeneratorConfig
+
+    names = {f.name for cls in (TrainConfig, GeneratorConfig) for f in dataclasses.fields(cls)}
+    return re.sub(r"(?<![-\w])([a-z][a-z0-9_]*)=",
+                  lambda m: f"--{m.group(1).replace('_', '-')}=" if m.group(1) in names else m.group(0), message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     from harness.run import setup_process
 
     setup_process()  # compilation cache, Ctrl-C: what every job's process needs
@@ -65,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"pac {args.command}: error: {message}", file=sys.stderr)
+        print(f"pac {args.command}: error: {_fields_as_flags(message, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pac {args.command}: interrupted", file=sys.stderr)
