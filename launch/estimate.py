@@ -5,6 +5,8 @@ Sources, best first (the dry-run table says which one each preset used):
               compiling (their metrics.csv), on this machine, in real runs;
   'measured'  timed now: a few real jitted updates of the preset on a batch of the
               spec's dataset, after compilation (`pac grid SPEC --dry-run --measure`);
+  'table'     the spec's measured_flops_per_second (a committed measurement on the
+              machine it names), interpolated log-log in parameters between its presets;
   'assumed'   the spec's assumed_flops_per_second (a stored figure for the machine).
 A cell's estimate is steps / (updates per second) + the spec's cell_overhead_seconds
 (process start, compilation, data loading, evaluation episodes).
@@ -13,14 +15,18 @@ A cell's estimate is steps / (updates per second) + the spec's cell_overhead_sec
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from harness import run_folder
 from launch.cells import Cell
 from launch.spec import GridSpec
+from models import counts, presets
 
 
 def steady_updates_per_second(cell_dir: Path) -> float | None:
@@ -90,6 +96,22 @@ def measure_throughput(cells: Sequence[Cell], updates: int = 10, log=lambda _: N
     return rates
 
 
+def table_flops_per_second(spec: GridSpec, preset: str) -> float | None:
+    """The spec's measured FLOP/s for a preset: its own entry, or the log-log interpolation
+    in parameter count between the nearest measured presets around it (None outside)."""
+    table = dict(spec.measured_flops_per_second)
+    if preset in table:
+        return table[preset]
+    if len(table) < 2:
+        return None
+    size = lambda name: math.log(counts.param_count(presets.get_preset(name)))  # noqa: E731
+    points = sorted((size(name), math.log(rate)) for name, rate in table.items())
+    x = size(preset)
+    if not points[0][0] <= x <= points[-1][0]:
+        return None
+    return math.exp(float(np.interp(x, [p[0] for p in points], [p[1] for p in points])))
+
+
 def estimates(spec: GridSpec, cells: Sequence[Cell], finished: Mapping[str, float] | None = None,
               measured: Mapping[str, float] | None = None) -> dict[str, tuple[float, str]]:
     """Per cell name, (estimated seconds, source of the throughput)."""
@@ -99,6 +121,8 @@ def estimates(spec: GridSpec, cells: Sequence[Cell], finished: Mapping[str, floa
             rate, source = finished[cell.preset], "finished"
         elif cell.preset in (measured or {}):
             rate, source = measured[cell.preset], "measured"
+        elif (table_rate := table_flops_per_second(spec, cell.preset)) is not None:
+            rate, source = table_rate / cell.flops_per_update, "table"
         else:
             rate, source = spec.assumed_flops_per_second / cell.flops_per_update, "assumed"
         out[cell.name] = (cell.steps / rate + spec.cell_overhead_seconds, source)

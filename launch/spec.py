@@ -29,7 +29,7 @@ from harness.config import TrainConfig
 from models import presets as presets_lib
 
 # Fields that only shape the dry run's time estimate: changing them does not change a cell.
-ESTIMATE_FIELDS = ("assumed_flops_per_second", "cell_overhead_seconds")
+ESTIMATE_FIELDS = ("assumed_flops_per_second", "cell_overhead_seconds", "measured_flops_per_second", "measured_on")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -69,6 +69,11 @@ class GridSpec:
     # --- Estimates only (dry run); measured throughput wins when there is one -------------
     assumed_flops_per_second: float = 5e10  # stack.md: 40-100 GFLOP/s for f32 steps on this CPU.
     cell_overhead_seconds: float = 20.0  # process start, compile, data load, evaluation.
+    # A measured table, (preset, achieved FLOP/s) on the machine `measured_on` names:
+    # presets in it use their figure, presets between two of them the log-log
+    # interpolation in parameters (launch.estimate); it beats the assumed figure.
+    measured_flops_per_second: tuple[tuple[str, float], ...] = ()
+    measured_on: str = ""
 
     def validate(self) -> "GridSpec":
         """Raises a one-line ValueError naming the first bad field; returns self."""
@@ -103,6 +108,10 @@ class GridSpec:
             raise ValueError(f"grid {self.name!r}: min_steps={self.min_steps!r} must be an integer >= 1")
         if not self.max_epochs > 0:
             raise ValueError(f"grid {self.name!r}: max_epochs={self.max_epochs!r} must be > 0")
+        for preset, rate in self.measured_flops_per_second:
+            if preset not in presets_lib.PRESET_NAMES or not rate > 0:
+                raise ValueError(f"grid {self.name!r}: measured_flops_per_second entry ({preset!r}, {rate}) needs a "
+                                 f"known preset and a rate > 0")
         if not self.assumed_flops_per_second > 0 or self.cell_overhead_seconds < 0:
             raise ValueError(f"grid {self.name!r}: assumed_flops_per_second must be > 0 and cell_overhead_seconds >= 0")
         return self

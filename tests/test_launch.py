@@ -218,3 +218,21 @@ def test_vertex_specs_as_xmanager_objects_and_printed(tiny_dataset_dir, tmp_path
     printed = json.loads(out.stdout)
     assert [j["cell"] for j in printed] == ["tiny_C1.5e9_a1_s0", "tiny_C1.5e9_a0.5_s0"]
     assert printed[0]["machine_spec"]["machine_type"] == "a2-highgpu-1g"
+
+
+def test_a_measured_table_sets_the_estimate_and_interpolates_between_presets(tiny_dataset_dir):
+    from launch.estimate import estimates, table_flops_per_second
+
+    spec = _spec(tiny_dataset_dir, measured_flops_per_second=(("tiny", 1e9), ("700k", 4e9)), measured_on="this CPU")
+    cells = [c for c in expand(spec) if not c.skipped]
+    times = estimates(spec, cells)
+    for cell in cells:
+        seconds, source = times[cell.name]
+        assert source == "table"
+        rate = table_flops_per_second(spec, cell.preset)
+        assert seconds == pytest.approx(cell.steps * cell.flops_per_update / rate + spec.cell_overhead_seconds)
+    # 150k lies between tiny and 700k in parameters: its rate lies between theirs.
+    assert 1e9 < table_flops_per_second(spec, "150k") < 4e9
+    assert table_flops_per_second(spec, "30m") is None  # outside the table: the assumed figure
+    with pytest.raises(ValueError, match=r"measured_flops_per_second entry \('huge', 1.0\)"):
+        _spec(tiny_dataset_dir, measured_flops_per_second=(("huge", 1.0),)).validate()

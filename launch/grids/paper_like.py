@@ -8,8 +8,10 @@ spanning 3 orders of magnitude (1e15 to 1e18) x {BC, PAC}, bf16 compute.
 Cells whose budget is too small for a preset (fewer than min_steps updates) or too large
 for the dataset (more than max_epochs passes) are skipped with the reason: the isoFLOP
 profiles then use the presets that fit each budget, as in Chinchilla. On the 4-task demo
-dataset 44 of the 98 cells run, about 10 hours at the assumed 150 TFLOP/s (bf16, ~15-40%
-of an H100's peak at these sizes, stack.md). On Vertex AI: launch/xm_launch.py --executor=vertex (docs/launch.md).
+dataset 62 of the 98 cells run, ~19 hours one at a time. The dry run's wall time uses the achieved FLOP/s measured
+on one H200 (bf16, batch 512, the training step alone: benchmarks/results/step_profile/;
+3m-12m and 80m interpolated log-log in parameters), plus each cell's overhead.
+On Vertex AI: launch/xm_launch.py --executor=vertex (docs/launch.md).
 """
 
 from harness.config import TrainConfig
@@ -37,4 +39,10 @@ def get_config() -> GridSpec:
         max_epochs=300.0,  # offline RL reuses data: D4RL-style runs see ~250 epochs
         assumed_flops_per_second=1.5e14,
         cell_overhead_seconds=120.0,
+        # Measured 2026-11-26 (benchmarks/gpu_step_profile.sh): 1.5m and 30m with the
+        # default speed settings ('all' rows), 160m the plain step (its 'all' run did not
+        # finish; at 30m the settings changed the rate by 1%). Batch 256 runs a little
+        # below these batch-512 rates at the small sizes.
+        measured_flops_per_second=(("1.5m", 4.69e13), ("30m", 2.58e14), ("160m", 4.07e14)),
+        measured_on="one NVIDIA H200 (bf16, batch 512, step only)",
     )

@@ -58,8 +58,9 @@ def dry_run_table(spec, results_root=None, measure: bool = False, only=None, log
     rates = ", ".join(f"{p} {r:.2f}/s" for p, r in {**measured, **finished}.items())
     lines.append(f"{len(runs)} cells to run, {len(cells) - len(runs)} skipped, {len(runs) - left} done; the {left} left: "
                  f"estimated {format_seconds(total)} one at a time (each cell: steps / updates per second + {spec.cell_overhead_seconds:g}s overhead; updates per "
-                 f"second {'from ' + rates + '; others ' if rates else ''}assumed from "
-                 f"{spec.assumed_flops_per_second:.3g} FLOP/s)")
+                 f"second {'from ' + rates + '; others ' if rates else ''}"
+                 f"{'from the table measured on ' + spec.measured_on + ' where it covers the preset, else ' if spec.measured_flops_per_second else ''}"
+                 f"assumed from {spec.assumed_flops_per_second:.3g} FLOP/s)")
     return lines
 
 
