@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from analysis import fit_status  # noqa: E402
 from analysis.parametric import ParametricLaw  # noqa: E402
 
 COLUMN = 3.3  # inches
@@ -57,7 +58,8 @@ def write_all(fits: dict, out_dir: str, results_dir: str | None = None) -> list[
 
 
 def _ok(fit: dict | None) -> bool:
-    return bool(fit) and "error" not in fit
+    """Only laws whose status is 'ok' are drawn (analysis.fit_status)."""
+    return fit_status.is_ok(fit)
 
 
 def _points(fits: dict) -> dict[str, np.ndarray]:
@@ -80,8 +82,8 @@ def _budget_colors(budgets) -> dict[float, tuple]:
 def isoflop_figure(fits: dict):
     """Loss vs N per budget with the fitted parabolas (Chinchilla Fig. 3 left)."""
     a2 = fits.get("approach2")
-    if not _ok(a2):
-        return None
+    if not a2 or "error" in a2:
+        return None  # the profiles are data: drawn even when the law from them is degenerate
     pts = _points(fits)
     colors = _budget_colors([b["budget"] for b in a2["budgets"]])
     fig, ax = plt.subplots(figsize=(COLUMN, 2.6))
@@ -102,7 +104,8 @@ def isoflop_figure(fits: dict):
     ax.set_xlim(min(b["n_min"] for b in a2["budgets"]) / 1.5, max(b["n_max"] for b in a2["budgets"]) * 1.5)
     ax.set_xlabel("parameters N")
     ax.set_ylabel(_loss_label(fits))
-    ax.set_title("IsoFLOP profiles (stars: fitted optima)")
+    ax.set_title("IsoFLOP profiles (stars: fitted optima)" if _ok(a2) else
+                 "IsoFLOP profiles: no law (degenerate, see the report)")
     lo, hi = np.nanpercentile(pts["loss"][np.isfinite(pts["budget"])], [0, 97])
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.1 * (hi - lo))
     ax.legend(title="FLOPs", ncol=2, fontsize=5.5, title_fontsize=6, loc="upper right")
@@ -182,7 +185,7 @@ def envelope_figure(fits: dict, results_dir: str | None):
     else:
         sc = ax.scatter(pts["C"], pts["loss"], c=np.log10(pts["N"]), s=5, cmap="viridis", linewidths=0)
         fig.colorbar(sc, ax=ax, label="log10 N", pad=0.01)
-    if _ok(a1):
+    if a1 and "error" not in a1:  # the envelope is data, drawn whatever the law's status
         env = a1["envelope"]
         ax.plot(env["C"], env["loss"], "o-", color="tab:red", markersize=2.5, linewidth=1, label="envelope")
         ax.legend(loc="upper right")

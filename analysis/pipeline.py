@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis import envelope
 from analysis import extrapolation
+from analysis import fit_status
 from analysis import isoflop
 from analysis import load
 from analysis import parametric
@@ -149,6 +150,9 @@ def _approaches(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisConf
             points, k, config.parametric_config()).to_dict())
     if len(errors) == len(out):
         raise ValueError(errors[0])
+    min_loss = float(points["loss"].min()) if len(points) else None
+    for name in ("approach1", "approach2", "approach3"):
+        out[name] |= fit_status.assess(name, out[name], min_loss, points)
     return out
 
 

@@ -102,6 +102,13 @@ def format_table(fits: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def _status_line(fit: dict) -> list[str]:
+    """A fitted law's verdict (analysis.fit_status): nothing when ok."""
+    if fit.get("status", "ok") == "ok" or "error" in fit:
+        return []
+    return [f"  ** {fit['status'].upper()}: not a usable law: " + "; ".join(fit.get("reasons", [])) + " **"]
+
+
 def _approach_lines(fits: dict) -> list[str]:
     lines = []
     a3 = fits.get("approach3")
@@ -117,6 +124,7 @@ def _approach_lines(fits: dict) -> list[str]:
             lines.append(f"  ({a3['n_points']} runs, best of {a3['n_starts']} starts, {a3['n_bootstrap']} bootstrap "
                          f"refits; at C = {_num(tpp.get('C'))}: N_opt {_num(tpp.get('N_opt'))}, D_opt "
                          f"{_num(tpp.get('D_opt'))}, D/N {_num(tpp.get('ratio'))})")
+            lines += _status_line(a3)
     for key, label in (("approach1", "Approach 1 (envelope)"), ("approach2", "Approach 2 (isoFLOP)")):
         fit = fits.get(key)
         if not fit:
@@ -128,4 +136,5 @@ def _approach_lines(fits: dict) -> list[str]:
         extra = f", {len(fit['budgets'])} budgets" if "budgets" in fit else f", {len(fit['envelope']['C'])} points"
         lines.append(f"{label}: N_opt ∝ C^a, a = {_num(fit['a'])} {_ci(ci, 'a')}; "
                      f"D_opt ∝ C^b, b = {_num(fit['b'])} {_ci(ci, 'b')}{extra}")
+        lines += _status_line(fit)
     return lines

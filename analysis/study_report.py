@@ -117,12 +117,31 @@ def _fit_rows(fits: dict) -> pd.DataFrame:
             return f"{value:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and len(ci) == 2 else "")
 
         rows.append({"runs": name,
+                     "isoFLOP status": a2.get("status", "failed" if "error" in a2 else "-"),
                      "N_opt ~ C^a (isoFLOP)": fmt(a2.get("a"), ci2.get("a")),
+                     "L(N,D) status": a3.get("status", "failed" if "error" in a3 else "-"),
                      "N_opt ~ C^a (L(N,D))": fmt(a3.get("a"), ci3.get("a")),
                      "E": fmt(a3.get("E"), ci3.get("E")), "A": fmt(a3.get("A"), ci3.get("A")),
                      "alpha_N": fmt(a3.get("alpha"), ci3.get("alpha")), "B": fmt(a3.get("B"), ci3.get("B")),
                      "beta_D": fmt(a3.get("beta"), ci3.get("beta"))})
     return pd.DataFrame(rows)
+
+
+def _caveats(fits: dict) -> list[str]:
+    """One visible warning per law that is not a law (analysis.fit_status), first."""
+    lines = []
+    groups = {"all runs": fits} | {name.upper(): g for name, g in (fits.get("groups") or {}).items()}
+    for group, g in groups.items():
+        for key, label in (("approach1", "envelope (approach 1)"), ("approach2", "isoFLOP (approach 2)"),
+                           ("approach3", "L(N, D) (approach 3)")):
+            fit = g.get(key) or {}
+            status = fit.get("status", "failed" if "error" in fit else None)
+            if status in ("degenerate", "failed"):
+                why = "; ".join(fit.get("reasons") or [fit.get("error", "")])
+                lines.append(f"> **{status.upper()}: {label}, {group}.** {why}. Its numbers below are not a "
+                             f"scaling law, and the figures do not draw it.")
+                lines.append(">")
+    return (lines[:-1] + [""]) if lines else []
 
 
 def write_report(results_dir: str, fits: dict, figures_dir: str | None = None) -> str:
@@ -161,8 +180,9 @@ def write_report(results_dir: str, fits: dict, figures_dir: str | None = None) -
 
     out += ["## Fitted scaling laws", "",
             f"Metric: held-out `{fits.get('source', {}).get('metric', 'bc_loss')}`; N = parameters, "
-            f"D = {fits.get('source', {}).get('data_unit', 'examples')}; 95% bootstrap intervals in brackets.", "",
-            _table(_fit_rows(fits)), ""]
+            f"D = {fits.get('source', {}).get('data_unit', 'examples')}; 95% bootstrap intervals in brackets.", ""]
+    out += _caveats(fits)
+    out += [_table(_fit_rows(fits)), ""]
     text = report.format_table(fits)
     out += ["```", text.rstrip(), "```", ""]
 

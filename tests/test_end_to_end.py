@@ -46,11 +46,18 @@ def test_grid_fit_figures_report(tiny_dataset_dir, tmp_path, capsys):
     assert math.isfinite(fits["approach2"].get("a", math.nan)) or fits["approach2"].get("error")
 
     assert cli.main(["figures", str(grid)]) == 0
-    # A grid this small and short gives noisy fits; the figures that need only the runs
-    # and the parametric fit must be there.
-    for name in ("allocation", "envelope", "contours"):
-        assert (grid / f"{name}.png").stat().st_size > 5_000
-        assert (grid / f"{name}.pdf").stat().st_size > 1_000
+    # A grid this small and short gives noisy fits, often no law at all: the figures draw
+    # a law only when its status is ok, and the report then says which law is not one.
+    statuses = {name: fits[name]["status"] for name in ("approach1", "approach2", "approach3")}
+    drawn = {"envelope": True, "contours": statuses["approach3"] == "ok",
+             "allocation": "ok" in statuses.values()}
+    for name, expected in drawn.items():
+        assert (grid / f"{name}.png").exists() == expected, (name, statuses)
+        if expected:
+            assert (grid / f"{name}.png").stat().st_size > 5_000 and (grid / f"{name}.pdf").stat().st_size > 1_000
     report = (grid / "report.md").read_text()
+    for name, status in statuses.items():
+        flagged = f"(approach {name[-1]}), all runs.**" in report
+        assert flagged == (status != "ok"), (name, status)
     assert "## PAC vs BC" in report and "## Dataset" in report and "cartpole-swingup" in report
     assert "![" in report and "jax 0.10.2" in report

@@ -1,0 +1,68 @@
+"""A fit that failed says so: every law in fits.json carries a status that the CLI table,
+the report and the figures respect (analysis.fit_status)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import figures, fit_status, report, study_report, synthetic
+from pac import cli
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO / "docs" / "reference_study" / "fits.json"
+
+
+def _fit_csv(tmp_path, loss_of) -> dict:
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in (1e18, 1e19, 1e20, 1e21):
+        for n in np.geomspace(1e7, 3e9, 8):
+            rows.append({"N": n, "C": c * (1 + 0.01 * rng.standard_normal()), "loss": loss_of(n, c / (6 * n), rng)})
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    assert cli.main(["fit", "--csv", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "out"), "--bootstrap", "30",
+                     "--drop-worst", "0", "--no-figures", "--no-extrapolation"]) == 0
+    return json.loads((tmp_path / "out" / "fits.json").read_text())
+
+
+def test_a_clean_law_is_ok(tmp_path):
+    law = synthetic.SyntheticLaw()
+    fits = _fit_csv(tmp_path, lambda n, d, rng: law.loss(n, d))
+    for name in ("approach2", "approach3"):
+        assert fits[name]["status"] == "ok", fits[name]["reasons"]
+
+
+def test_a_loss_that_does_not_depend_on_size_is_degenerate(tmp_path, capsys):
+    fits = _fit_csv(tmp_path, lambda n, d, rng: 2.0 + 0.01 * rng.standard_normal())
+    capsys.readouterr()
+    # No law in it: every approach is degenerate (with its reasons) or could not be fitted.
+    for name in ("approach1", "approach2", "approach3"):
+        assert fits[name]["status"] in ("degenerate", "failed") and fits[name]["reasons"], name
+    assert fits["approach3"]["status"] == "degenerate"
+    assert "DEGENERATE: not a usable law" in report.format_table(fits)
+
+
+def test_the_committed_reference_study_is_flagged_with_reasons(tmp_path):
+    fits = json.loads(REFERENCE.read_text())
+    lowest = min(fits["points"]["loss"])
+    verdicts = {name: fit_status.assess(name, fits[name], lowest) for name in ("approach1", "approach2", "approach3")}
+    assert all(v["status"] == "degenerate" for v in verdicts.values())
+    assert any("budget 1e+11: no interior minimum" in r for r in verdicts["approach2"]["reasons"])
+    assert any("lies outside its own interval" in r for r in verdicts["approach2"]["reasons"])
+    assert any(r.startswith("E = 4.69e-94 at the bottom of its range") for r in verdicts["approach3"]["reasons"])
+    # Every surface: the figures do not draw the laws, the report says so first.
+    flagged = fits | {name: fits[name] | verdict for name, verdict in verdicts.items()}
+    assert figures.allocation_figure(flagged) is None and figures.contour_figure(flagged) is None
+    assert "no law" in figures.isoflop_figure(flagged).axes[0].get_title()
+    caveats = "\n".join(study_report._caveats(flagged))
+    assert "DEGENERATE: isoFLOP (approach 2), all runs" in caveats and "no interior minimum" in caveats
+
+
+@pytest.mark.parametrize("fit, status", [({"error": "too few runs"}, "failed"), ({}, "failed")])
+def test_an_unfitted_law_is_failed(fit, status):
+    assert fit_status.assess("approach3", fit)["status"] == status
+    assert not fit_status.is_ok(fit)
