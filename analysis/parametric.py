@@ -112,6 +112,14 @@ class ParametricLaw:
              else float(fitted.get("k", 6.0)))
         return cls(*(float(fitted[name]) for name in PARAM_NAMES), k=k)
 
+    @classmethod
+    def bootstrap_from_dict(cls, fitted: Mapping[str, Any]) -> "ParametricLaw | None":
+        """The batch of bootstrap refits stored in a fits.json "approach3" entry (None if none)."""
+        refits = np.asarray(fitted.get("bootstrap") or [], dtype=np.float64)
+        if refits.ndim != 2 or len(refits) < 2:
+            return None
+        return dataclasses.replace(cls.from_dict(fitted), **dict(zip(PARAM_NAMES, refits.T)))
+
     def examples(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
         """D = C / (k(N) N): the examples a model of size N sees for C FLOPs."""
         return np.asarray(c, np.float64) / (load.as_flops_per_parameter(self.k)(n) * np.asarray(n, np.float64))

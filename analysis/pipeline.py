@@ -180,7 +180,9 @@ def parametric_dict(fit: parametric.ParametricFit, points: pd.DataFrame) -> dict
         "tokens_per_parameter": {"C": c_max, "N_opt": float(n_at), "D_opt": float(d_at),
                                  "ratio": float(d_at / n_at)},
         "objective": fit.objective, "n_points": fit.n_points, "n_starts": fit.n_starts,
-        "n_bootstrap": fit.n_bootstrap, "seconds": fit.seconds, "allocation": allocation}
+        "n_bootstrap": fit.n_bootstrap, "seconds": fit.seconds, "allocation": allocation,
+        # The refits' (E, A, B, alpha, beta), for intervals at any budget (`pac allocate`).
+        "bootstrap": fit.bootstrap.tolist() if fit.bootstrap is not None else []}
 
 
 def _matching(curves: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame:

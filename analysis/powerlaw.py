@@ -33,6 +33,8 @@ class PowerLawFit:
     band_x: tuple[float, ...] = ()
     band_lo: tuple[float, ...] = ()
     band_hi: tuple[float, ...] = ()
+    # The bootstrap's (log G, a) pairs, for intervals of y at any x (`pac allocate`).
+    samples: tuple[tuple[float, float], ...] = ()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.coefficient * np.asarray(x, dtype=np.float64) ** self.exponent
@@ -40,7 +42,8 @@ class PowerLawFit:
     def to_dict(self) -> dict:
         return {"coefficient": self.coefficient, "exponent": self.exponent, "n_points": self.n_points,
                 ci_key(self.ci_level): {k: list(v) for k, v in self.ci.items()},
-                "band": {"x": list(self.band_x), "lo": list(self.band_lo), "hi": list(self.band_hi)}}
+                "band": {"x": list(self.band_x), "lo": list(self.band_lo), "hi": list(self.band_hi)},
+                "samples": [list(pair) for pair in self.samples]}
 
 
 def ci_key(level: float) -> str:
@@ -118,8 +121,9 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 0, seed: i
         band_x = tuple(float(v) for v in grid)
         band_lo = tuple(float(v) for v in np.exp(np.percentile(curves, q[0], axis=0)))
         band_hi = tuple(float(v) for v in np.exp(np.percentile(curves, q[1], axis=0)))
+    kept = tuple((float(g), float(a)) for g, a in samples) if samples is not None and len(samples) >= 2 else ()
     return PowerLawFit(coefficient=float(np.exp(intercept)), exponent=float(slope), n_points=len(x),
-                       ci=ci, ci_level=level, band_x=band_x, band_lo=band_lo, band_hi=band_hi)
+                       ci=ci, ci_level=level, band_x=band_x, band_lo=band_lo, band_hi=band_hi, samples=kept)
 
 
 def allocation_laws_dict(n_opt: "PowerLawFit", d_opt: "PowerLawFit") -> dict:

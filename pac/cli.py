@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "train one PAC / BC model on an offline dataset (one grid cell)",
     "grid": "launch a grid of model sizes x FLOP budgets",
     "fit": "fit scaling laws (isoFLOP, power-law frontiers, parametric L(N, D))",
+    "allocate": "compute-optimal N and D for FLOP budgets, with intervals, from a fit",
     "figures": "draw the paper's figures and report from fitted results",
 }
 

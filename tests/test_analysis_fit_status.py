@@ -66,3 +66,25 @@ def test_the_committed_reference_study_is_flagged_with_reasons(tmp_path):
 def test_an_unfitted_law_is_failed(fit, status):
     assert fit_status.assess("approach3", fit)["status"] == status
     assert not fit_status.is_ok(fit)
+
+
+def test_allocate_gives_both_approaches_with_intervals_that_cover_the_true_law(tmp_path, capsys):
+    from analysis import allocate
+    from analysis.parametric import ParametricLaw
+
+    law = synthetic.SyntheticLaw()
+    fits = _fit_csv(tmp_path, lambda n, d, rng: law.loss(n, d) * np.exp(0.005 * rng.standard_normal()))
+    capsys.readouterr()
+    budget = 3e21  # 3x past the largest fitted budget
+    rows = {r["approach"]: r for r in allocate.allocate(fits, [budget])}
+    assert set(rows) == {"3: L(N, D)", "2: isoFLOP"}
+    true_n, _ = ParametricLaw(law.E, law.A, law.B, law.alpha, law.beta,
+                              k=fits["approach3"]["k"]).allocate(budget)
+    for row in rows.values():
+        assert row["N_lo"] <= row["N"] <= row["N_hi"] and row["D_lo"] <= row["D"] <= row["D_hi"]
+        assert row["N_lo"] <= true_n <= row["N_hi"], row  # the interval covers the true optimum
+    assert cli.main(["allocate", "--fits", str(tmp_path / "out" / "fits.json"), "--budget", "3e21", "1e22"]) == 0
+    out = capsys.readouterr().out
+    assert "3: L(N, D)" in out and "2: isoFLOP" in out and out.count("\n") == 5
+    assert cli.main(["allocate", "--fits", str(tmp_path / "out" / "fits.json"), "--budget", "-1"]) == 2
+    assert "--budget=-1.0 must be a finite number of FLOPs > 0" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""The compute-optimal model size and data for a FLOP budget, from a fitted study.
+
+    rows = allocate(fits, [1e13, 1e14])
+
+For each budget C, approach 3 (the parametric L(N, D): its closed-form allocation, the
+interval from its bootstrap refits) and approach 2 (the isoFLOP power laws N_opt = G C^a
+and D_opt = G' C^b, the interval from their bootstrap (G, a) pairs), side by side, each
+with its law's status (analysis.fit_status): an allocation from a degenerate law is
+printed, but marked, never passed off as a result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from analysis.parametric import ParametricLaw
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def _power_law(law: Mapping[str, Any], c: float, level: float) -> tuple[float, float, float]:
+    """(value, lo, hi) of G C^a at c from a fits.json power-law entry."""
+    if law.get("coefficient") is None or law.get("exponent") is None:
+        return float("nan"), float("nan"), float("nan")
+    value = law["coefficient"] * c ** law["exponent"]
+    samples = np.asarray(law.get("samples") or [], np.float64).reshape(-1, 2)
+    with np.errstate(all="ignore"):
+        lo, hi = _interval(np.exp(samples[:, 0] + samples[:, 1] * np.log(c)), level)
+    return float(value), lo, hi
+
+
+def allocate(fits: Mapping[str, Any], budgets: Sequence[float], level: float = 0.95) -> list[dict[str, Any]]:
+    """One row per (budget, approach): N_opt and D_opt with their `level` intervals."""
+    rows = []
+    a3, a2 = fits.get("approach3") or {}, fits.get("approach2") or {}
+    for c in budgets:
+        if not c > 0 or not np.isfinite(c):
+            raise ValueError(f"budget={c} must be a finite number of FLOPs > 0")
+        if a3 and "error" not in a3:
+            law = ParametricLaw.from_dict(a3)
+            n, d = (float(v) for v in law.allocate(c))
+            row = {"budget": c, "approach": "3: L(N, D)", "status": a3.get("status", "ok"), "N": n, "D": d}
+            refits = ParametricLaw.bootstrap_from_dict(a3)
+            if refits is not None:
+                n_boot, d_boot = refits.allocate(c)
+                row["N_lo"], row["N_hi"] = _interval(np.ravel(n_boot), level)
+                row["D_lo"], row["D_hi"] = _interval(np.ravel(d_boot), level)
+            rows.append(row)
+        if a2 and "error" not in a2:
+            n, n_lo, n_hi = _power_law(a2["n_opt_fit"], c, level)
+            d, d_lo, d_hi = _power_law(a2["d_opt_fit"], c, level)
+            rows.append({"budget": c, "approach": "2: isoFLOP", "status": a2.get("status", "ok"), "N": n,
+                         "N_lo": n_lo, "N_hi": n_hi, "D": d, "D_lo": d_lo, "D_hi": d_hi})
+        if not rows or rows[-1]["budget"] != c:
+            raise ValueError("the fits hold neither an approach 3 nor an approach 2 law to allocate with")
+    return rows
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]], level: float = 0.95) -> str:
+    def num(x):
+        return "-" if x is None or not np.isfinite(x) else f"{x:.3g}"
+
+    lines = [f"{'budget C':>10}  {'approach':<12} {'N_opt':>9} {f'[{round(level * 100)}% interval]':>22} "
+             f"{'D_opt':>9} {f'[{round(level * 100)}% interval]':>22}  status"]
+    for r in rows:
+        n_ci = f"[{num(r.get('N_lo'))}, {num(r.get('N_hi'))}]"
+        d_ci = f"[{num(r.get('D_lo'))}, {num(r.get('D_hi'))}]"
+        status = r["status"] if r["status"] == "ok" else f"{r['status'].upper()}: not a usable law (see fits.json reasons)"
+        lines.append(f"{r['budget']:>10.3g}  {r['approach']:<12} {num(r['N']):>9} {n_ci:>22} {num(r['D']):>9} "
+                     f"{d_ci:>22}  {status}")
+    return "\n".join(lines)
