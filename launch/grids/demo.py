@@ -2,13 +2,15 @@
 
     pac data --preset demo --out results/data/demo     # the 4-task dataset, first
     pac grid launch/grids/demo.py --dry-run
-    pac grid launch/grids/demo.py --parallel 2         # ~10 minutes on 2 CPU cores
+    pac grid launch/grids/demo.py --parallel 2         # ~18 minutes on 2 CPU cores
 
-Measured (2026-11-25, 2 shared CPU cores, another job using ~1 of them): 22 cells run,
-2 skipped (700k at 5e10 FLOPs: 18 < 30 steps), 9m45s wall at --parallel 2, 19.4 min of
-cell time (30-85 s a cell). Most of a cell is overhead: process start, compiling its own
-update (alpha and the schedule's length are constants of the program, so every cell
-compiles, ~15-30 s) and one evaluation episode per task; training itself is 5-40 s.
+Measured (2026-11-26, 2 CPU cores, the device-resident training loop): all 32 cells
+trained in 18m07s at --parallel 2 (37-1,831 updates a cell). A cell is mostly overhead:
+of a 183-update cell's 45 s, ~26 s are process start and compilation, ~13 s validation
+(4,096 held-out examples per task, twice), ~4 s evaluation, ~3 s training. The laws are
+degenerate (fits.json says so): at every budget the smallest preset has the lowest loss,
+so every isoFLOP vertex lies below 150k; a grid with real valleys needs presets of
+~20k-100k (issue 13).
 """
 
 from harness.config import TrainConfig
