@@ -134,13 +134,16 @@ def curve_points(frame: pd.DataFrame, metric: str = "bc_loss", split: str = "val
     return _to_points(rows, metric, param_count, data_unit)
 
 
-def load_csv(path: str, k: float = 6.0) -> pd.DataFrame:
+def load_csv(path: str, k: float = 6.0, keep_duplicates: bool = False) -> pd.DataFrame:
     """Reads an external table of final runs into a points frame.
 
     Args:
       path: CSV with N and loss and C or D (see CSV_ALIASES for accepted names).
       k: FLOPs per parameter per token: D = C / (k N) when only C is given, and
         C = k N D when only D is given.
+      keep_duplicates: rows repeating an earlier row exactly (N, C or D, loss) are one
+        run counted twice, which would narrow every bootstrap interval: they are dropped
+        with a warning naming them, unless kept on purpose.
 
     Returns:
       A points frame; `run` is the row number in the file, `budget` is NaN.
@@ -155,6 +158,15 @@ def load_csv(path: str, k: float = 6.0) -> pd.DataFrame:
         raise ValueError(
             f"{path} needs columns N (or 'Model Size'), loss, and C (or 'Training FLOP') or D; "
             f"has {list(table.columns)}")
+    repeated = table.duplicated(subset=[c for c in found.values() if c is not None])
+    if repeated.any():
+        rows = (np.flatnonzero(repeated.to_numpy()) + 2).tolist()  # file line numbers (header = 1)
+        shown = ", ".join(map(str, rows[:8])) + (", ..." if len(rows) > 8 else "")
+        action = "kept (--keep-duplicates)" if keep_duplicates else "dropped (--keep-duplicates keeps them)"
+        warnings.warn(f"{path}: {len(rows)} rows repeat an earlier row exactly (lines {shown}); {action}",
+                      stacklevel=2)
+        if not keep_duplicates:
+            table = table[~repeated.to_numpy()].reset_index(drop=True)
     n = pd.to_numeric(table[found["N"]], errors="coerce").to_numpy(float)
     c = pd.to_numeric(table[found["C"]], errors="coerce").to_numpy(float) if found["C"] else None
     d = pd.to_numeric(table[found["D"]], errors="coerce").to_numpy(float) if found["D"] else None

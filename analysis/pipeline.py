@@ -56,6 +56,7 @@ class AnalysisConfig:
     data_unit: str = "examples"
     k: float | None = None
     drop_worst: int = 0
+    keep_duplicates: bool = False  # --csv: keep rows that repeat an earlier row exactly
     n_bootstrap: int = 1000
     seed: int = 0
     ci: float = 0.95
@@ -72,7 +73,7 @@ class AnalysisConfig:
 def analyze_csv(path: str, config: AnalysisConfig) -> dict:
     """Fits an external table of final runs (N, C or D, loss)."""
     k = 6.0 if config.k is None else config.k
-    points = load.clean_points(load.load_csv(path, k=k))
+    points = load.clean_points(load.load_csv(path, k=k, keep_duplicates=config.keep_duplicates))
     points = load.drop_worst(points, config.drop_worst)
     points = points.assign(budget=isoflop.assign_budgets(
         points["C"].to_numpy(float), config.budget_tol_dex, levels=config.budget_levels))

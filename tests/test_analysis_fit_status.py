@@ -88,3 +88,20 @@ def test_allocate_gives_both_approaches_with_intervals_that_cover_the_true_law(t
     assert "3: L(N, D)" in out and "2: isoFLOP" in out and out.count("\n") == 5
     assert cli.main(["allocate", "--fits", str(tmp_path / "out" / "fits.json"), "--budget", "-1"]) == 2
     assert "--budget=-1.0 must be a finite number of FLOPs > 0" in capsys.readouterr().err
+
+
+def test_duplicated_csv_rows_are_named_and_dropped(tmp_path):
+    """A CSV whose every row is repeated is one set of runs, not twice as many: the same
+    fit (and intervals) as the file without the repeats, with a warning naming them."""
+    from analysis import load
+
+    law = synthetic.SyntheticLaw()
+    rows = [{"N": n, "C": c, "loss": law.loss(n, c / (6 * n))}
+            for c in (1e18, 1e19, 1e20) for n in np.geomspace(1e7, 3e9, 6)]
+    pd.DataFrame(rows).to_csv(tmp_path / "once.csv", index=False)
+    pd.DataFrame(rows + rows).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.warns(UserWarning, match=r"18 rows repeat an earlier row exactly \(lines 20, 21, .*\); dropped"):
+        deduplicated = load.load_csv(str(tmp_path / "twice.csv"))
+    pd.testing.assert_frame_equal(deduplicated, load.load_csv(str(tmp_path / "once.csv")))
+    with pytest.warns(UserWarning, match="kept"):
+        assert len(load.load_csv(str(tmp_path / "twice.csv"), keep_duplicates=True)) == 36

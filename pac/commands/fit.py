@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Chinchilla replication does; 0 for a results folder)")
     parser.add_argument("--budgets", help="comma-separated isoFLOP budget levels for --csv, e.g. 6e18,1e19 "
                                           "(default: found by clustering the runs' log10 C)")
+    parser.add_argument("--keep-duplicates", action="store_true",
+                        help="--csv: keep rows that repeat an earlier row exactly (default: drop them, with a warning)")
     parser.add_argument("--no-extrapolation", action="store_true", help="skip the hold-out-largest-budget check")
     parser.add_argument("--no-figures", action="store_true", help="write fits.json only")
 
@@ -58,7 +60,7 @@ def _config(args: argparse.Namespace):
     return dataclasses.replace(
         pipeline.AnalysisConfig(), metric=args.metric, split=args.split, param_count=args.params,
         data_unit=args.data_unit, k=args.k, drop_worst=drop, n_bootstrap=args.bootstrap, seed=args.seed,
-        extrapolate=not args.no_extrapolation, budget_levels=levels)
+        extrapolate=not args.no_extrapolation, budget_levels=levels, keep_duplicates=args.keep_duplicates)
 
 
 def run(args: argparse.Namespace) -> int:
