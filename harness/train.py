@@ -42,6 +42,10 @@ TRAIN_METRICS = learner_lib.TRAIN_METRICS + ("steps_per_second", "data_wait_frac
 VALID_METRICS = learner_lib.VALID_METRICS
 
 
+# Without a progress bar, `train` logs a line at most this often (and at the end).
+LOG_LINE_SECONDS = 30.0
+
+
 class TrainingDiverged(ValueError):
     """A loss or gradient became NaN or infinite."""
 
@@ -230,6 +234,7 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
     step, steady = start, None  # steady: (time, step, data wait) after the first (compiling) dispatch
     excluded = 0.0  # seconds of validation and checkpoint saves since `steady` (not training)
     last_log_time = last_log_step = last_log_excluded = None
+    last_line = -float("inf")  # when the last progress line was logged (no progress bar)
     train_metrics: dict[str, float] = {}
     valid_metrics: dict[str, float] = {}
     try:
@@ -262,6 +267,13 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
                 last_log_time, last_log_step, last_log_excluded = now, step, excluded
                 if step % config.log_every == 0 or is_last:
                     writer.write({**counters(step), "split": "train", "wall_time": time.time(), **train_metrics})
+                    if bar is None and (is_last or now - last_line >= LOG_LINE_SECONDS):
+                        # No progress bar (output not a terminal): a line now and then instead.
+                        last_line = now
+                        rate = train_metrics["steps_per_second"]
+                        log(f"step {step}/{plan.steps}: loss {train_metrics['loss']:.4f}, bc_loss "
+                            f"{train_metrics['bc_loss']:.4f}, "
+                            + (f"{rate:.1f} updates/s" if math.isfinite(rate) else "first dispatch (compiling)"))
                 if bar is not None:
                     bar.set_postfix(loss=f"{train_metrics['loss']:.3f}", bc=f"{train_metrics['bc_loss']:.3f}")
             if step % config.valid_every == 0 or is_last:

@@ -103,7 +103,12 @@ def test_host_sampled_loop_and_steady_throughput(tiny_dataset_dir, tmp_path):
                        valid_every=6, checkpoint_every=6, valid_examples_per_task=32, valid_batch_size=16,
                        eval_episodes=0, num_sampled_actions=4)
     for on_device in (False, True):
-        result = train(base.replace(data_on_device=on_device), tmp_path / f"run{on_device}", progress=False)
+        lines: list[str] = []
+        result = train(base.replace(data_on_device=on_device), tmp_path / f"run{on_device}", progress=False,
+                       log=lines.append)
+        # No progress bar: the first and the last train rows are also logged as lines.
+        steps = [line.split(":")[0] for line in lines if line.startswith("step ")]
+        assert steps == ["step 4/12", "step 12/12"], lines
         throughput = result["throughput"]
         assert throughput["data_on_device"] is on_device and throughput["device_kind"]
         # Timed from the end of the first dispatch (4 updates on the device, 1 on the host).
