@@ -20,6 +20,13 @@ from typing import Any, Mapping, Optional
 
 # The training state counts steps in int32.
 MAX_STEPS = 2**31 - 1
+# The allowed values of TrainConfig's string fields (validate() checks them; the CLI lists them).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "temperature": ("dual", "fixed"), "eval_mode": ("mode", "sample"), "target_update": ("polyak", "hard"),
+    "critic_target": ("expected", "distributional"), "gradient_clipping": ("global", "per_loss"),
+    "obs_value_embedding": ("lookup", "linear"), "attention": ("einsum", "xla", "cudnn"),
+    "action_sampling": ("gumbel", "inverse_cdf"), "task_weighting": ("uniform", "transitions"),
+    "compute_dtype": ("float32", "bfloat16")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,13 +151,7 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.eval_episodes < 0:
             raise ValueError(f"eval_episodes={self.eval_episodes} must be >= 0")
-        choices = {"temperature": ("dual", "fixed"), "eval_mode": ("mode", "sample"),
-                   "target_update": ("polyak", "hard"), "critic_target": ("expected", "distributional"),
-                   "gradient_clipping": ("global", "per_loss"),
-                   "obs_value_embedding": ("lookup", "linear"), "attention": ("einsum", "xla", "cudnn"),
-                   "action_sampling": ("gumbel", "inverse_cdf"),
-                   "task_weighting": ("uniform", "transitions"), "compute_dtype": ("float32", "bfloat16")}
-        for name, allowed in choices.items():
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         for name in ("learning_rate", "initial_temperature", "temperature_learning_rate", "kl_epsilon", "min_temperature"):

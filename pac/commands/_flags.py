@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import typing
 from typing import Any
 
@@ -20,19 +22,50 @@ def _field_type(annotation: Any):
     return annotation, None
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def field_comments(cls: type) -> dict[str, str]:
+    """Each field's documentation from the dataclass's source: the comment on its line,
+    or else the comment lines right above it (the config modules document fields so)."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# ").strip())
+            continue
+        match = re.match(r"(\w+)\s*:", stripped)
+        if match and match.group(1) in names:
+            inline = stripped.split("  # ", 1)[1].strip() if "  # " in stripped else ""
+            text = inline or " ".join(a for a in above if not a.startswith("---"))
+            comments[match.group(1)] = text
+        above = []
+    return comments
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                        choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    """One flag per field, with the field's comment as help, its allowed values (from
+    `choices`) listed, and its default shown."""
     hints = typing.get_type_hints(cls)
+    comments = field_comments(cls)
     group = parser.add_argument_group(f"{cls.__name__} fields")
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
         kind, nargs = _field_type(hints[field.name])
         flag = "--" + field.name.replace("_", "-")
+        text = comments.get(field.name, "").replace("%", "%%")
+        help_text = f"{text} (default: {field.default})".strip()
+        allowed = (choices or {}).get(field.name)
         if kind is bool:
             group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None,
-                               help=f"(default: {field.default})")
+                               metavar="{true,false}", help=help_text)
         else:
-            group.add_argument(flag, type=kind, nargs=nargs, default=None, help=f"(default: {field.default})")
+            group.add_argument(flag, type=kind, nargs=nargs, default=None, choices=allowed, help=help_text)
 
 
 def dataclass_from_flags(cls: type, args: argparse.Namespace, **fixed: Any):

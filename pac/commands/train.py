@@ -15,11 +15,11 @@ from pac.commands._flags import add_dataclass_flags, dataclass_from_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.config import TrainConfig
+    from harness.config import CHOICES, TrainConfig
 
     parser.add_argument("--run-dir", required=True, help="the job's folder (config, metrics, checkpoints, result)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_dataclass_flags(parser, TrainConfig)
+    add_dataclass_flags(parser, TrainConfig, choices=CHOICES)
 
 
 def run(args: argparse.Namespace) -> int:
