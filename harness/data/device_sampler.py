@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from harness.data.sampler import Batch, SplitArrays
+from harness.data.sampler import Batch, SplitArrays, gather
 
 
 def sample(arrays: SplitArrays, key: jax.Array, batch_size: int) -> Batch:
@@ -24,15 +24,4 @@ def sample(arrays: SplitArrays, key: jax.Array, batch_size: int) -> Batch:
     task = jax.random.categorical(task_key, jnp.log(arrays.task_weights), shape=(batch_size,))
     offset = jnp.floor(jax.random.uniform(position_key, (batch_size,)) * arrays.split_sizes[task]).astype(jnp.int32)
     position = arrays.split_starts[task] + jnp.minimum(offset, arrays.split_sizes[task] - 1)
-    transition, obs_row = arrays.transition[position], arrays.obs_row[position]
-    return Batch(
-        task_id=task.astype(jnp.int32),
-        observation=arrays.observations[obs_row],
-        observation_mask=arrays.observation_mask[task],
-        action=arrays.actions[transition],
-        action_mask=arrays.action_mask[task],
-        reward=arrays.rewards[transition],
-        discount=arrays.discounts[transition],
-        next_observation=arrays.observations[obs_row + 1],
-        mc_return=arrays.mc_returns[transition],
-    )
+    return gather(arrays, position, task.astype(jnp.int32))

@@ -52,6 +52,23 @@ class SplitArrays(NamedTuple):
     action_mask: np.ndarray  # bool [tasks, max_act]
 
 
+def gather(arrays: SplitArrays, position, task) -> Batch:
+    """The batch of the split's `position`s, `task` being each position's task: the one
+    gather of the host Sampler and the device sampler (numpy and jax arrays alike)."""
+    transition, obs_row = arrays.transition[position], arrays.obs_row[position]
+    return Batch(
+        task_id=task,
+        observation=arrays.observations[obs_row],
+        observation_mask=arrays.observation_mask[task],
+        action=arrays.actions[transition],
+        action_mask=arrays.action_mask[task],
+        reward=arrays.rewards[transition],
+        discount=arrays.discounts[transition],
+        next_observation=arrays.observations[obs_row + 1],
+        mc_return=arrays.mc_returns[transition],
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class MultiTaskDataset:
     """Several tasks' data, in a fixed task order (the task ids)."""
@@ -243,6 +260,13 @@ class Sampler:
             raise ValueError(f"split {split!r} holds no transitions")
         # Tasks whose split is empty (one-episode tasks in 'valid') are never drawn.
         self._tasks_present = np.flatnonzero(self.split_sizes > 0)
+        self._split = SplitArrays(
+            observations=self._observations, actions=self._actions, rewards=self._rewards.astype(np.float32, copy=False),
+            discounts=self._discounts.astype(np.float32, copy=False), mc_returns=self._mc_returns.astype(np.float32, copy=False),
+            transition=self._transition.astype(np.int32, copy=False), obs_row=self._obs_row.astype(np.int32, copy=False),
+            split_starts=self._split_starts.astype(np.int32, copy=False), split_sizes=self.split_sizes.astype(np.int32, copy=False),
+            task_weights=self.task_weights().astype(np.float32, copy=False), observation_mask=self._observation_mask,
+            action_mask=self._action_mask)
 
     @property
     def num_transitions(self) -> int:
@@ -264,29 +288,12 @@ class Sampler:
         return rng.integers(0, self.num_transitions, size)
 
     def _gather(self, position: np.ndarray) -> Batch:
-        transition, obs_row, task = self._transition[position], self._obs_row[position], self._task_of[position]
-        return Batch(
-            task_id=task,
-            observation=self._observations[obs_row],
-            observation_mask=self._observation_mask[task],
-            action=self._actions[transition],
-            action_mask=self._action_mask[task],
-            reward=self._rewards[transition],
-            discount=self._discounts[transition],
-            next_observation=self._observations[obs_row + 1],
-            mc_return=self._mc_returns[transition],
-        )
+        return gather(self.split_arrays(), position, self._task_of[position])
 
     def split_arrays(self) -> SplitArrays:
         """This sampler's split as flat arrays, to place on the device once and sample
         there (harness.data.device_sampler.sample draws as `sample_at` does)."""
-        return SplitArrays(
-            observations=self._observations, actions=self._actions, rewards=self._rewards.astype(np.float32),
-            discounts=self._discounts.astype(np.float32), mc_returns=self._mc_returns.astype(np.float32),
-            transition=self._transition.astype(np.int32), obs_row=self._obs_row.astype(np.int32),
-            split_starts=self._split_starts.astype(np.int32), split_sizes=self.split_sizes.astype(np.int32),
-            task_weights=self.task_weights().astype(np.float32), observation_mask=self._observation_mask,
-            action_mask=self._action_mask)
+        return self._split
 
     def heldout_batches(self, examples_per_task: int, batch_size: int, sample: int = 0) -> list[tuple[int, Batch]]:
         """A fixed evaluation set: per task, its whole split or `examples_per_task`
