@@ -15,6 +15,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 bench() { local limit=$1; shift; timeout "$limit" python3 -m benchmarks.step_profile --out "$OUT/step_profile" "$@" \
   >> "$OUT/log.txt" 2>&1; echo "stage rc=$? ($limit s): $*" >> "$OUT/stages.txt"; }
 
+if [ "${STAGES:-all}" = third ]; then  # session 4: what the first session's timeouts cut
+  bench 170 --presets 1.5m --variants all pack8 pack16 pack32 --batch-size 256 --steps 60 --all-attention xla
+  bench 110 --presets 160m --variants all --steps 15 --all-attention xla
+  XLA_FLAGS=--xla_gpu_enable_triton_gemm=false bench 80 --presets 30m --variants all --steps 30 --all-attention xla
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.95 bench 150 --presets --max-batch 160m:512:1024 --all-attention xla
+  tail -c 20000 "$OUT/log.txt" > "$OUT/log_tail.txt"; rm -f "$OUT/log.txt"; exit 0
+fi
 if [ "${STAGES:-all}" = second ]; then  # the second, shorter call of this session
   bench 125 --presets --passes 30m --steps 20
   bench 120 --presets 160m --variants baseline all --steps 20

@@ -248,6 +248,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-batch", nargs="*", default=[], help="PRESET:SMALL:LARGE, e.g. 160m:512:1024")
     parser.add_argument("--shapes", type=int, nargs=3, metavar=("OBS", "ACT", "TASKS"), default=None,
                         help="padded data shapes (default 32 8 8; the demo data's are 8 2 4)")
+    parser.add_argument("--all-attention", default="auto", choices=["auto", "xla", "einsum"],
+                        help="attention of 'all' and its kin (auto: cuDNN where it compiles, else xla)")
     parser.add_argument("--deadline", type=float, default=None, help="seconds; later stages are skipped")
     parser.add_argument("--out", default="benchmarks/results/step_profile")
     args = parser.parse_args(argv)
@@ -259,7 +261,7 @@ def main(argv=None) -> int:
     peak = args.peak_tflops or default_peak_tflops()
     began = time.perf_counter()
     header = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_name(), "jax": jax.__version__,
-              "peak_tflops": peak}
+              "peak_tflops": peak, "xla_flags": os.environ.get("XLA_FLAGS", "")}
     print(json.dumps(header), flush=True)
     rows_file = (out / "rows.jsonl").open("a")
 
@@ -281,6 +283,8 @@ def main(argv=None) -> int:
             settings, chunk, cells, batch = dict(SPEED_VARIANTS.get(variant, {})), 1, 1, args.batch_size
             if variant == "all" or variant.startswith(("chunk", "pack")):
                 attention = "cudnn" if working_attention["cudnn"] is not False and jax.default_backend() == "gpu" else "xla"
+                if args.all_attention != "auto":
+                    attention = args.all_attention
                 settings = {"attention": attention, **ALL_SETTINGS}
                 if variant.startswith("chunk"):
                     chunk = int(variant[5:])
@@ -315,6 +319,8 @@ def main(argv=None) -> int:
         if time_left():
             preset, small, large = spec.split(":")
             attention = "cudnn" if working_attention["cudnn"] else "xla"
+            if args.all_attention != "auto":
+                attention = args.all_attention
             overrides = {"attention": attention, **ALL_SETTINGS}
             try:
                 record({"max_batch": max_batch(preset, args.dtype, overrides, (int(small), int(large)))})
