@@ -86,6 +86,9 @@ def expand(spec: GridSpec) -> list[Cell]:
                     if steps < spec.min_steps:
                         reason = (f"{steps} steps < min_steps {spec.min_steps} (budget {budget:.3g} / "
                                   f"{probe.flops_per_update:.3g} FLOPs per update)")
+                    elif spec.max_examples_per_param is not None and examples > spec.max_examples_per_param * probe.params:
+                        reason = (f"{examples / probe.params:.0f} examples per parameter > max_examples_per_param "
+                                  f"{spec.max_examples_per_param:g} (a model too small for budget {budget:.3g})")
                     elif epochs > spec.max_epochs:
                         reason = (f"{epochs:.1f} epochs > max_epochs {spec.max_epochs:g} ({examples} examples over "
                                   f"{transitions[key]} training transitions)")

@@ -62,6 +62,11 @@ class GridSpec:
     # --- Sane bounds: cells outside them are skipped with the reason ----------------------
     min_steps: int = 100  # fewer updates than this cannot follow the LR schedule.
     max_epochs: float = 100.0  # more passes over the training split than this: overfitting.
+    # Training examples per parameter above this: a model far too small for its budget, far
+    # left of the isoFLOP valley (Chinchilla samples each budget's profile around its
+    # optimum the same way). None keeps every cell. Saves the slowest cells on a CPU, where
+    # the smallest models are bound by the per-update cost, not by their FLOPs.
+    max_examples_per_param: float | None = None
 
     # --- Where ---------------------------------------------------------------------------
     results_root: str = "results"
@@ -108,6 +113,11 @@ class GridSpec:
             raise ValueError(f"grid {self.name!r}: min_steps={self.min_steps!r} must be an integer >= 1")
         if not self.max_epochs > 0:
             raise ValueError(f"grid {self.name!r}: max_epochs={self.max_epochs!r} must be > 0")
+        if self.max_examples_per_param is not None and not (
+                isinstance(self.max_examples_per_param, (int, float)) and math.isfinite(self.max_examples_per_param)
+                and self.max_examples_per_param > 0):
+            raise ValueError(f"grid {self.name!r}: max_examples_per_param={self.max_examples_per_param!r} must be a "
+                             f"positive number or None")
         for preset, rate in self.measured_flops_per_second:
             if preset not in presets_lib.PRESET_NAMES or not rate > 0:
                 raise ValueError(f"grid {self.name!r}: measured_flops_per_second entry ({preset!r}, {rate}) needs a "

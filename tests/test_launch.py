@@ -59,6 +59,19 @@ def test_expansion_sizes_cells_with_plan_run_and_skips_with_reasons(tiny_dataset
     assert cell_name("1.5m", 3.16e15, 0.25, 2) == "1.5m_C3.16e15_a0.25_s2"
 
 
+def test_max_examples_per_param_skips_models_too_small_for_their_budget(tiny_dataset_dir):
+    spec = _spec(tiny_dataset_dir, budgets=(1.5e9, 1e10), max_epochs=1e6)
+    ratio = {c.name: c.examples / c.params for c in expand(spec)}
+    bound = (ratio["tiny_C1.5e9_a1_s0"] + ratio["tiny_C1e10_a1_s0"]) / 2  # between the two tiny cells
+    by_name = {c.name: c for c in expand(spec.replace(max_examples_per_param=bound))}
+    assert by_name["tiny_C1.5e9_a1_s0"].skip_reason is None
+    assert "examples per parameter > max_examples_per_param" in by_name["tiny_C1e10_a1_s0"].skip_reason
+    assert by_name["150k_C1e10_a1_s0"].skip_reason is None  # the larger model at the same budget stays
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="max_examples_per_param"):
+            spec.replace(max_examples_per_param=bad).validate()
+
+
 def test_dry_run_prints_the_table(tiny_dataset_dir, tmp_path, capsys):
     spec_file = _write_spec(tmp_path / "grid.py", f"def get_config():\n    return GridSpec(name='dry', presets=('tiny',), "
                             f"budgets=(1e7, 1.5e9), alphas=(1.0, 0.5), dataset={str(tiny_dataset_dir)!r}, "
