@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import logging
 import time
 from typing import Any, Mapping, NamedTuple
 
@@ -42,6 +43,9 @@ import numpy as np
 import optax
 
 from analysis import load
+
+log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 5.0  # at most one progress line this often
 
 PARAM_NAMES: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
 # Quantities derived from the parameters that get bootstrap CIs as well.
@@ -433,7 +437,7 @@ def _round_batch(state, weights, log_n, log_d, log_loss, delta, grad_tol, num_ev
 
 
 def _solve(x0: np.ndarray, weights: np.ndarray, log_n: np.ndarray, log_d: np.ndarray,
-           log_loss: np.ndarray, config: ParametricConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           log_loss: np.ndarray, config: ParametricConfig, label: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimises from every row of x0 (S, 5) with per-start run weights (S, n).
 
     Runs in float64 in rounds of `_ROUND` evaluations. Starts converge at very different
@@ -464,7 +468,7 @@ def _solve(x0: np.ndarray, weights: np.ndarray, log_n: np.ndarray, log_d: np.nda
         w = jnp.asarray(weights[lanes], jnp.float64)
         state = _init_batch(jnp.asarray(x0[lanes], jnp.float64), w, *data)
         state = state._replace(active=state.active & jnp.asarray(real))
-        done = 0
+        done, began, last_line = 0, time.perf_counter(), time.perf_counter()
         while True:
             budget = min(_ROUND, config.max_evals - done)
             state = _round_batch(state, w, *data, jnp.float64(config.grad_tol), num_evals=budget)
@@ -474,6 +478,10 @@ def _solve(x0: np.ndarray, weights: np.ndarray, log_n: np.ndarray, log_d: np.nda
             x_out[lanes[real]], f_out[lanes[real]] = x[real], f[real]
             evals_out[lanes[real]] = evals[real]
             live = np.flatnonzero(active & real)
+            if label and time.perf_counter() - last_line >= PROGRESS_SECONDS:
+                last_line = time.perf_counter()
+                log.info("%s: %d of %d starts settled after %d of at most %d evaluations (%.0f s)", label,
+                         num - len(live), num, done, config.max_evals, last_line - began)
             if len(live) == 0 or done >= config.max_evals:
                 break
             size = max(256, 1 << int(np.ceil(np.log2(len(live)))))
@@ -543,7 +551,8 @@ def fit_parametric(n: np.ndarray, d: np.ndarray, loss: np.ndarray,
     log_n, log_d, log_loss = np.log(n), np.log(d), np.log(loss)
 
     grid = config.init_grid()
-    x, f, evaluations = _solve(grid, np.ones((len(grid), len(n))), log_n, log_d, log_loss, config)
+    x, f, evaluations = _solve(grid, np.ones((len(grid), len(n))), log_n, log_d, log_loss, config,
+                               label="L(N, D) fit")
     if not np.isfinite(f).any():
         raise ValueError("parametric fit: every start diverged; check the data for extreme values")
     best = int(np.argmin(f))
@@ -557,8 +566,9 @@ def fit_parametric(n: np.ndarray, d: np.ndarray, loss: np.ndarray,
         # Multiplicity of each run in each resample: same law as drawing len(n) with replacement.
         counts = rng.multinomial(len(n), np.full(len(n), 1.0 / len(n)), size=config.n_bootstrap)
         s = len(starts)
+        log.info("L(N, D) bootstrap: %d refits x %d starts on %d runs", config.n_bootstrap, s, len(n))
         xb, fb, _ = _solve(np.tile(starts, (config.n_bootstrap, 1)), np.repeat(counts, s, axis=0),
-                                        log_n, log_d, log_loss, config)
+                           log_n, log_d, log_loss, config, label="L(N, D) bootstrap")
         xb, fb = xb.reshape(config.n_bootstrap, s, 5), fb.reshape(config.n_bootstrap, s)
         pick = np.argmin(fb, axis=1)
         samples = _to_params(xb[np.arange(config.n_bootstrap), pick])

@@ -11,6 +11,7 @@ raised.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import warnings
 
@@ -25,6 +26,8 @@ from analysis import load
 from analysis import parametric
 from analysis import powerlaw
 from analysis import returns
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +108,12 @@ def analyze_results(results_dir: str, config: AnalysisConfig) -> dict:
 
     groups = returns.split_bc_pac(finals)
     if len(groups) == 2:
-        out["groups"] = {name: _approaches(g, _matching(curves, g), config, k, extrapolate=False)
-                         for name, g in groups.items()}
+        out["groups"] = {}
+        for name, g in groups.items():
+            log.info("fitting the %s runs alone (%d)", name.upper(), len(g))
+            out["groups"][name] = _approaches(g, _matching(curves, g), config, k, extrapolate=False)
     if config.return_metric in frame.columns and frame[config.return_metric].notna().any():
+        log.info("fitting 1 - %s", config.return_metric)
         out["returns"] = _returns(frame, config, k)
     return out
 
@@ -118,6 +124,8 @@ def analyze_points(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisC
     start = time.perf_counter()
     out = {"source": source | {"metric": config.metric, "split": config.split, "n_runs": len(points),
                                "param_count": config.param_count, "data_unit": config.data_unit}}
+    log.info("fitting all %d runs: isoFLOP profiles, envelope, L(N, D) with %d bootstrap refits", len(points),
+             config.n_bootstrap)
     out |= _approaches(points, curves, config, k, extrapolate=config.extrapolate)
     out["points"] = points[["run", "N", "D", "C", "budget", "loss", "alpha", "seed"]].astype(
         {"run": str}).replace({np.nan: None}).to_dict(orient="list")

@@ -14,6 +14,46 @@ import numpy as np
 import pandas as pd
 
 BC_ALPHA = 1.0  # alpha == 1 is pure behavioural cloning (design.md section 3)
+BOOTSTRAP_SAMPLES = 10_000
+
+
+def bootstrap_ci(values, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of the mean over `values` (seeds, resampled with
+    replacement). With one value the interval is that value: callers say "1 seed"."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return [float(values.mean()), float(values.mean())]
+    means = np.random.default_rng(seed).choice(values, (samples, len(values))).mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def method_of(alpha) -> np.ndarray:
+    """'BC' where alpha == 1, else 'PAC'."""
+    return np.where(np.isclose(np.asarray(alpha, float), BC_ALPHA), "BC", "PAC")
+
+
+def return_scaling(index: pd.DataFrame, loss: str = "valid_bc_loss", value: str = "normalized_return") -> pd.DataFrame:
+    """The paper's return scaling, per budget and method (BC, PAC): the model size with the
+    lowest held-out loss (mean over seeds), its loss and its return as mean [95% bootstrap
+    interval over seeds], and the seed count. One row per (budget, method); empty without
+    finished cells that have both columns."""
+    done = index[(index["status"] == "done")] if "status" in index else index
+    if done.empty or loss not in done or value not in done:
+        return pd.DataFrame()
+    done = done.assign(method=method_of(done["alpha"]))
+    rows = []
+    for (budget, method), group in done.groupby(["budget_flops", "method"], sort=True):
+        by_size = group.groupby("preset")
+        best = by_size[loss].mean().idxmin()
+        chosen = by_size.get_group(best)
+        returns = chosen[value].dropna().to_numpy(float)
+        n = len(returns)
+        ci = bootstrap_ci(returns) if n else [np.nan, np.nan]
+        rows.append({"budget": float(budget), "method": method, "preset": best,
+                     "params": int(chosen["params"].iloc[0]) if "params" in chosen else None,
+                     "loss": float(chosen[loss].mean()), "return": float(returns.mean()) if n else np.nan,
+                     "return_ci95": ci if n >= 2 else None, "seeds": n})
+    return pd.DataFrame(rows)
 
 
 def as_loss(points: pd.DataFrame, floor: float = 1e-3, name: str = "normalized_return") -> pd.DataFrame:

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from analysis import report
+from analysis import report, returns
 
 REPORT_FILE = "report.md"
 PACKAGES = ("jax", "dm-haiku", "optax", "orbax-checkpoint", "numpy", "scipy", "pandas", "matplotlib", "mujoco",
@@ -101,6 +101,28 @@ def pac_vs_bc(index: pd.DataFrame) -> pd.DataFrame | None:
                 row[f"{method} best norm. return"] = float(g["normalized_return"].max())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _return_scaling_section(index: pd.DataFrame) -> list[str]:
+    """The paper's return scaling: per budget, BC and PAC at their lowest-loss size."""
+    table = returns.return_scaling(index)
+    if table.empty:
+        return []
+    shown = pd.DataFrame({
+        "budget (FLOPs)": [f"{b:.2g}" for b in table["budget"]], "method": table["method"],
+        "lowest-loss size": [f"{p} ({n:,})" for p, n in zip(table["preset"], table["params"])],
+        "valid BC loss": [f"{v:.3f}" for v in table["loss"]],
+        "normalized return [95% CI over seeds]": [
+            "n/a" if not np.isfinite(r) else f"{r:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (1 seed)")
+            for r, ci in zip(table["return"], table["return_ci95"])],
+        "seeds": table["seeds"]})
+    lines = ["## Return scaling", "",
+             "Normalized return (0 = random policy, 1 = the dataset's expert) of the model size with the lowest "
+             "held-out loss at each budget, BC and PAC; intervals are 95% bootstrap intervals over seeds.", ""]
+    if int(table["seeds"].max()) < 2:
+        lines += ["One seed per cell, so no interval over seeds: list more seeds in the grid spec (e.g. "
+                  "`seeds=(0, 1, 2)`) for one. Each return is the mean over the evaluation episodes of all tasks.", ""]
+    return lines + [_table(shown), ""]
 
 
 def _fit_rows(fits: dict) -> pd.DataFrame:
@@ -192,6 +214,9 @@ def write_report(results_dir: str, fits: dict, figures_dir: str | None = None) -
             out += ["## PAC vs BC", "",
                     "Best over model sizes at each budget (lower loss / higher return is better).", "",
                     _table(table), ""]
+
+    if index is not None:
+        out += _return_scaling_section(index)
 
     shown = [(f, caption) for f, caption in FIGURES if os.path.exists(os.path.join(figures_dir, f + ".png"))]
     if shown:

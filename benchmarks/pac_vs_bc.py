@@ -37,20 +37,9 @@ import numpy as np
 from harness.config import TrainConfig
 from harness.run_folder import write_atomic
 from harness.train import plan_run
+from analysis.returns import bootstrap_ci
 from launch.local import run_grid
 from launch.spec import GridSpec
-
-BOOTSTRAP_SAMPLES = 10_000
-
-
-def bootstrap_ci(values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> list[float]:
-    """95% percentile bootstrap interval of the mean over `values` (resampled with replacement)."""
-    values = np.asarray(values, np.float64)
-    if len(values) < 2:
-        return [float(values.mean()), float(values.mean())]
-    means = np.random.default_rng(seed).choice(values, (samples, len(values))).mean(axis=1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
 
 def _methods(alphas: Sequence[float], filter_fraction: float) -> list[tuple[str, float, float]]:
     """(name, alpha, top_episode_fraction) of every method."""

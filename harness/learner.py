@@ -93,6 +93,26 @@ def learning_rate_at(step: jax.Array, constants: RunConstants, config: TrainConf
     return jnp.where(step < warmup, peak * step / jnp.maximum(warmup, 1.0), cosine)
 
 
+def planned_bytes_of(lowered: Any) -> int:
+    """Device bytes of a lowered program's memory plan: arguments, outputs and temporaries,
+    less what is aliased (donated). 0 where the backend gives no plan."""
+    memory = lowered.compile().memory_analysis()
+    if memory is None:
+        return 0
+    return int(memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+               - memory.alias_size_in_bytes)
+
+
+def stack(trees: list[Any]) -> Any:
+    """Pytrees of one structure stacked along a new leading axis (a pack of runs)."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def unstack(tree: Any, index: int) -> Any:
+    """Run `index` of a stacked pytree."""
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """AdamW at unit learning rate; the update clips the gradients first (globally or per
     loss, see `Learner._losses_and_grads`) and multiplies by `learning_rate_at(step)` (decoupled weight decay
@@ -149,6 +169,10 @@ class Learner:
         self._sampled_chunk_jit = jax.jit(self._sampled_chunk, out_shardings=(self.replicated, self.replicated),
                                           donate_argnums=donate)
         self._validation_jit = jax.jit(self._validation_metrics, out_shardings=self.replicated)
+        # Several runs of one model that differ only in their RunConstants (alpha, seed),
+        # trained as one program: states and constants get a leading run axis.
+        self._packed_chunk_jit = jax.jit(jax.vmap(self._sampled_chunk, in_axes=(0, None, 0, None)),
+                                         donate_argnums=donate)
 
     def update(self, state: TrainingState, batch: Batch) -> tuple[TrainingState, dict[str, Any]]:
         """One jitted learner step: (state, batch) -> (new state, metrics)."""
@@ -166,6 +190,25 @@ class Learner:
         compiled loop, not a shape: chunks of any length share one program. Returns the
         metrics of the chunk's last update."""
         return self._sampled_chunk_jit(state, data, self.constants, jnp.asarray(length, jnp.int32))
+
+    def planned_bytes(self, state: TrainingState, data: SplitArrays | None = None,
+                      batch: Batch | None = None) -> int:
+        """Device bytes XLA's memory plan gives the training program (arguments, outputs
+        and temporaries, less what is aliased): the device-sampled chunk when `data` is
+        given, else one update on `batch`. Compiling it here costs a persistent-cache hit
+        when training then runs the same program."""
+        if data is not None:
+            lowered = self._sampled_chunk_jit.lower(state, data, self.constants, jnp.asarray(1, jnp.int32))
+        else:
+            lowered = self._update_jit.lower(state, batch, self.constants)
+        return planned_bytes_of(lowered)
+
+    def packed_sampled_chunk(self, states: TrainingState, data: SplitArrays, constants: RunConstants,
+                             length: int) -> tuple[TrainingState, dict[str, Any]]:
+        """`sampled_chunk` for a pack of runs at once (jax.vmap over the runs): `states` and
+        `constants` are stacked along a leading run axis (`stack`), `data` is shared, and
+        each run draws its own batches from its own seed, as it would alone."""
+        return self._packed_chunk_jit(states, data, constants, jnp.asarray(length, jnp.int32))
 
     def place_data(self, data: SplitArrays) -> SplitArrays:
         """The split's arrays, replicated on every device of the mesh (one process)."""

@@ -37,20 +37,29 @@ def setup_process() -> None:
 def run(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Joins a multi-host job if this is one process of it, trains, prints a summary."""
+    return run_pack([config], [run_dir], progress, log)[0]
+
+
+def run_pack(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], progress: bool | None = None,
+             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """`run` for runs trained as one program (harness.train.train_pack); one run is a pack of one."""
     from harness.distributed import maybe_initialize
-    from harness.train import train
+    from harness.train import train_pack
 
     maybe_initialize(log=log)  # one process of a multi-host job: join the others first
-    result = train(config, run_dir, progress=progress, log=log)
-    summary = {k: result[k] for k in ("status", "steps", "flops", "params", "valid", "normalized_return")}
-    summary["updates_per_second"] = result["throughput"]["updates_per_second"]
-    log(json.dumps(summary, indent=2))
-    return result
+    results = train_pack(configs, run_dirs, progress=progress, log=log)
+    for run_dir, result in zip(run_dirs, results):
+        summary = {k: result[k] for k in ("status", "steps", "flops", "params", "valid", "normalized_return")}
+        summary["updates_per_second"] = result["throughput"]["updates_per_second"]
+        log((f"{run_dir}: " if len(results) > 1 else "") + json.dumps(summary, indent=2))
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="the job's folder, holding its config.json")
+    parser.add_argument("run_dirs", nargs="+", metavar="run_dir",
+                        help="the job's folder, holding its config.json; several folders (runs that differ only in "
+                             "alpha and seed) are trained as one program")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--config-json", help="the TrainConfig as JSON: written to RUN_DIR/config.json first "
                                               "(for executors whose machine the launcher cannot write to)")
@@ -60,10 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.config_json:
             from harness.train import plan_run
 
+            if len(args.run_dirs) != 1:
+                raise ValueError(f"--config-json names one run; got {len(args.run_dirs)} folders")
             config = TrainConfig.from_json(json.loads(args.config_json))
-            run_folder.prepare(args.run_dir, config, plan_run(config).to_json())
-        config = run_folder.read_config(args.run_dir)
-        run(config, args.run_dir, progress=False if args.no_progress else None)
+            run_folder.prepare(args.run_dirs[0], config, plan_run(config).to_json())
+        configs = [run_folder.read_config(d) for d in args.run_dirs]
+        run_pack(configs, args.run_dirs, progress=False if args.no_progress else None)
     except (ValueError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"harness.run: error: {message}", file=sys.stderr)

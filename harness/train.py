@@ -12,15 +12,17 @@ checkpoint and ends with the same params and metrics as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from harness import evaluation, heldout
@@ -137,6 +139,25 @@ def _finite_or_raise(metrics: dict[str, float], step: int, last_checkpoint: int 
             raise TrainingDiverged(f"non-finite {name}={value} at step {step} in {run_dir}; {kept}")
 
 
+def device_memory_limit(device: Any) -> int | None:
+    """The bytes the device lets one process use (None where it reports no limit: CPUs)."""
+    stats = device.memory_stats() or {}
+    return int(stats["bytes_limit"]) if stats.get("bytes_limit") else None
+
+
+def check_fits_in_memory(planned: int, fixed: int, batch_size: int, limit: int | None, device_kind: str) -> None:
+    """Refuses, in one line, a training program whose memory plan exceeds the device's
+    limit, with the batch that would fit: the plan is `fixed` bytes (state, resident data)
+    plus a part linear in the batch."""
+    if limit is None or planned <= limit:
+        return
+    per_example = max(planned - fixed, 1) / batch_size
+    fits = max(int((limit - fixed) / per_example), 0)
+    raise ValueError(f"batch_size={batch_size} does not fit on {device_kind}: XLA's memory plan needs "
+                     f"{planned / 2**30:.1f} GiB of the {limit / 2**30:.1f} GiB there; about {fits} examples per "
+                     f"batch would fit (or set --data-on-device false to keep the dataset on the host)")
+
+
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
@@ -149,31 +170,81 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None
           log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Runs (or resumes, or returns the result of) one training job. The run folder is
     locked while it trains: a second process on the same folder gets a one-line error."""
-    run_dir = Path(run_dir)
-    plan = plan_run(config)
+    return train_pack([config], [run_dir], progress, log)[0]
+
+
+# The fields in which the runs of one pack may differ: everything else shapes the program.
+PACK_FIELDS = ("alpha", "seed")
+
+
+def check_packable(configs: Sequence[TrainConfig]) -> None:
+    """One-line ValueError unless the configs differ only in PACK_FIELDS (then their
+    updates are one program with per-run constants) and the pack can be trained as one."""
+    first = configs[0].to_json()
+    for config in configs[1:]:
+        other = config.to_json()
+        changed = sorted(k for k in first if k not in PACK_FIELDS and first[k] != other.get(k))
+        if changed:
+            k = changed[0]
+            raise ValueError(f"runs of one pack may differ only in {', '.join(PACK_FIELDS)}; {k} differs "
+                             f"({first[k]!r} vs {other.get(k)!r})")
+    if len(configs) > 1 and not configs[0].data_on_device:
+        raise ValueError("a pack of runs samples its batches on the device: it needs data_on_device=True")
+    if len(configs) > 1 and jax.process_count() > 1:
+        raise ValueError("a pack of runs is a one-process job; multi-host jobs train one run")
+
+
+def train_pack(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], progress: bool | None = None,
+               log: Callable[[str], None] = lambda _: None) -> list[dict[str, Any]]:
+    """Trains runs that differ only in alpha and seed as one program (jax.vmap over the
+    runs: small models that leave an accelerator idle fill it together). Each run keeps
+    its own folder, metrics, checkpoints and result, exactly as if trained alone: its
+    batches come from its own seed, and a killed pack resumes every run from its last
+    checkpoint (all runs of a pack checkpoint at the same steps). Finished runs are not
+    retrained. Returns the results in the order given."""
+    configs, run_dirs = list(configs), [Path(d) for d in run_dirs]
+    if not configs or len(configs) != len(run_dirs):
+        raise ValueError(f"train_pack needs one run folder per config, got {len(configs)} configs and "
+                         f"{len(run_dirs)} folders")
+    if len({d.resolve() for d in run_dirs}) != len(run_dirs):
+        raise ValueError(f"the runs of a pack need distinct folders, got {[str(d) for d in run_dirs]}")
+    check_packable(configs)
+    plan = plan_run(configs[0])  # the same for every run of the pack
     if jax.process_index() != 0:  # multi-host: process 0 holds the folder for all
-        return _train(config, plan, run_dir, progress, log)
-    with run_folder.lock(run_dir):
-        created = run_folder.prepare(run_dir, config, plan.to_json())
+        return [_train(configs, plan, run_dirs, progress, log)[0]]
+    with contextlib.ExitStack() as stack:
+        for run_dir in run_dirs:
+            stack.enter_context(run_folder.lock(run_dir))
+        created = [run_folder.prepare(d, c, plan.to_json()) for c, d in zip(configs, run_dirs)]
         try:
-            return _train(config, plan, run_dir, progress, log)
+            return _train(configs, plan, run_dirs, progress, log)
         except BaseException:
-            if created:  # a run that failed before its first checkpoint leaves no config behind
-                run_folder.withdraw(run_dir)
+            for run_dir, made in zip(run_dirs, created):
+                if made:  # a run that failed before its first checkpoint leaves no config behind
+                    run_folder.withdraw(run_dir)
             raise
 
 
-def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | None,
-           log: Callable[[str], None]) -> dict[str, Any]:
+def _train(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path], progress: bool | None,
+           log: Callable[[str], None]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any] | None] = [run_folder.read_result(d) for d in run_dirs]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        trained = _train_runs([configs[i] for i in todo], plan, [run_dirs[i] for i in todo], progress, log)
+        for i, result in zip(todo, trained):
+            results[i] = result
+    return results
+
+
+def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path], progress: bool | None,
+                log: Callable[[str], None]) -> list[dict[str, Any]]:
     # Multi-host: every process trains its slice of each batch; process 0 alone writes
     # the run folder's files (orbax coordinates the checkpoints of all processes).
+    config, runs, packed = configs[0], range(len(configs)), len(configs) > 1
     process, processes = jax.process_index(), jax.process_count()
     if config.batch_size % processes:
         raise ValueError(f"batch_size={config.batch_size} must divide evenly over {processes} processes")
     local_batch = config.batch_size // processes
-    finished = run_folder.read_result(run_dir)
-    if finished is not None:
-        return finished
 
     dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
     common = sampler_options(config, plan)
@@ -183,17 +254,28 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
 
     networks = make_networks(plan.model)
     learner = Learner(networks, config, plan.steps)
-    state = learner.init(config.seed)
-    checkpointer = Checkpointer(run_dir / run_folder.CHECKPOINTS_DIR, keep=config.keep_checkpoints)
-    start = checkpointer.latest_step() or 0
+    checkpointers = [Checkpointer(d / run_folder.CHECKPOINTS_DIR, keep=config.keep_checkpoints) for d in run_dirs]
+    starts = [c.latest_step() or 0 for c in checkpointers]
+    if len(set(starts)) > 1:
+        raise ValueError(f"the runs of this pack have their last checkpoints at different steps "
+                         f"({dict(zip(map(str, run_dirs), starts))}); train them one at a time")
+    start = starts[0]
+    states = [learner.init(c.seed) for c in configs]
     if start:
-        state = checkpointer.restore(start, state)
-        log(f"resumed {run_dir} from step {start}")
+        states = [ck.restore(start, s) for ck, s in zip(checkpointers, states)]
+        log(f"resumed {', '.join(map(str, run_dirs))} from step {start}")
+    state = learner_lib.stack(states) if packed else states[0]
+    constants = learner_lib.stack([learner_lib.run_constants(c, plan.steps) for c in configs]) if packed else None
+    del states
+
+    def run_state(i: int):
+        return learner_lib.unstack(state, i) if packed else state
+
     tasks = plan.task_names
     columns = list(dict.fromkeys(TRAIN_METRICS + VALID_METRICS + heldout.metric_columns(tasks) + ("normalized_return",)
                                  + tuple(f"return/{t}" for t in tasks) + tuple(f"normalized_return/{t}" for t in tasks)))
-    writer = (MetricsWriter(run_dir / run_folder.METRICS_FILE, columns, resume_step=start if start else None, log=log)
-              if process == 0 else _NoWriter())
+    writers = [MetricsWriter(d / run_folder.METRICS_FILE, columns, resume_step=start if start else None, log=log)
+               if process == 0 else _NoWriter() for d in run_dirs]
     # Every process evaluates the same held-out set: its slice of each global batch.
     valid_batch = config.valid_batch_size
     if valid_batch % processes:
@@ -208,21 +290,33 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
         return {"step": step, "flops": step * plan.flops_per_update, "examples": examples,
                 "tokens": examples * plan.tokens_per_example}
 
-    def validate(step: int) -> dict[str, float]:
-        metrics = heldout_set.evaluate(lambda b: host_local(learner.validation_metrics(state, b)))
-        writer.write({**counters(step), "split": "valid", "wall_time": time.time(), **metrics})
-        return metrics
+    def validate(step: int) -> list[dict[str, float]]:
+        out = []
+        for i in runs:
+            params_state = run_state(i)
+            metrics = heldout_set.evaluate(lambda b: host_local(learner.validation_metrics(params_state, b)))
+            writers[i].write({**counters(step), "split": "valid", "wall_time": time.time(), **metrics})
+            out.append(metrics)
+        return out
 
     bar = _progress(plan.steps, start, sys.stderr.isatty() if progress is None else progress)
     # Batches drawn on the device, K updates a dispatch (one process); else a host thread
     # samples and stages each batch (multi-host: every process feeds its own slice).
     on_device = config.data_on_device and processes == 1
-    if on_device:
-        data = learner.place_data(train_sampler.split_arrays())
-        prefetcher = None
-    else:
-        prefetcher = Prefetcher(lambda i: learner.shard_batch(train_sampler.sample_at(i)), start, plan.steps,
-                                config.prefetch)
+    data = learner.place_data(train_sampler.split_arrays()) if on_device else None
+    limit = device_memory_limit(jax.local_devices()[0])
+    if limit is not None:  # accelerators: refuse a program that cannot fit before training
+        nbytes = lambda tree: sum(x.nbytes for x in jax.tree.leaves(tree))  # noqa: E731
+        if packed:
+            planned = learner_lib.planned_bytes_of(learner._packed_chunk_jit.lower(
+                state, data, constants, jnp.asarray(1, jnp.int32)))
+        else:
+            planned = learner.planned_bytes(state, data=data, batch=None if on_device else learner.shard_batch(
+                train_sampler.sample_at(0)))
+        check_fits_in_memory(planned, nbytes(state) + (nbytes(data) if on_device else 0),
+                             local_batch * len(configs), limit, jax.local_devices()[0].device_kind)
+    prefetcher = None if on_device else Prefetcher(lambda i: learner.shard_batch(train_sampler.sample_at(i)), start,
+                                                   plan.steps, config.prefetch)
     every = (config.log_every, config.valid_every, config.checkpoint_every)
 
     def chunk_end(step: int) -> int:
@@ -235,11 +329,14 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
     excluded = 0.0  # seconds of validation and checkpoint saves since `steady` (not training)
     last_log_time = last_log_step = last_log_excluded = None
     last_line = -float("inf")  # when the last progress line was logged (no progress bar)
-    train_metrics: dict[str, float] = {}
-    valid_metrics: dict[str, float] = {}
+    train_metrics: list[dict[str, float]] = [{} for _ in runs]
+    valid_metrics: list[dict[str, float]] = []
     try:
         while step < plan.steps:
-            if on_device:
+            if packed:
+                end = chunk_end(step)
+                state, device_metrics = learner.packed_sampled_chunk(state, data, constants, end - step)
+            elif on_device:
                 end = chunk_end(step)
                 state, device_metrics = learner.sampled_chunk(state, data, end - step)
             else:
@@ -255,34 +352,40 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
                 last_log_time, last_log_step, last_log_excluded = steady[0], step, 0.0
             is_last = step == plan.steps
             if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
-                train_metrics = {k: float(v) for k, v in host_local(device_metrics).items()}
-                _finite_or_raise(train_metrics, step, last_checkpoint, run_dir)
+                fetched = host_local(device_metrics)
                 now = time.perf_counter()
                 # Training time only: validation and checkpoints inside the window are not.
                 seconds = now - last_log_time - (excluded - last_log_excluded)
-                train_metrics["steps_per_second"] = ((step - last_log_step) / seconds
-                                                     if step > last_log_step and seconds > 0 else float("nan"))
-                train_metrics["data_wait_fraction"] = (
-                    (prefetcher.wait_seconds - steady[2]) / max(now - steady[0] - excluded, 1e-9) if prefetcher else 0.0)
+                rate = (step - last_log_step) / seconds if step > last_log_step and seconds > 0 else float("nan")
+                wait = ((prefetcher.wait_seconds - steady[2]) / max(now - steady[0] - excluded, 1e-9)
+                        if prefetcher else 0.0)
+                for i in runs:
+                    metrics = {k: float(v[i] if packed else v) for k, v in fetched.items()}
+                    _finite_or_raise(metrics, step, last_checkpoint, run_dirs[i])
+                    train_metrics[i] = {**metrics, "steps_per_second": rate, "data_wait_fraction": wait}
                 last_log_time, last_log_step, last_log_excluded = now, step, excluded
+                first = train_metrics[0]
                 if step % config.log_every == 0 or is_last:
-                    writer.write({**counters(step), "split": "train", "wall_time": time.time(), **train_metrics})
+                    for i in runs:
+                        writers[i].write({**counters(step), "split": "train", "wall_time": time.time(),
+                                          **train_metrics[i]})
                     if bar is None and (is_last or now - last_line >= LOG_LINE_SECONDS):
                         # No progress bar (output not a terminal): a line now and then instead.
                         last_line = now
-                        rate = train_metrics["steps_per_second"]
-                        log(f"step {step}/{plan.steps}: loss {train_metrics['loss']:.4f}, bc_loss "
-                            f"{train_metrics['bc_loss']:.4f}, "
+                        pack = f" ({len(configs)} runs; the first's losses)" if packed else ""
+                        log(f"step {step}/{plan.steps}{pack}: loss {first['loss']:.4f}, bc_loss "
+                            f"{first['bc_loss']:.4f}, "
                             + (f"{rate:.1f} updates/s" if math.isfinite(rate) else "first dispatch (compiling)"))
                 if bar is not None:
-                    bar.set_postfix(loss=f"{train_metrics['loss']:.3f}", bc=f"{train_metrics['bc_loss']:.3f}")
+                    bar.set_postfix(loss=f"{first['loss']:.3f}", bc=f"{first['bc_loss']:.3f}")
             if step % config.valid_every == 0 or is_last:
                 began = time.perf_counter()
                 valid_metrics = validate(step)
                 excluded += time.perf_counter() - began
             if step % config.checkpoint_every == 0 or is_last:
                 began = time.perf_counter()
-                checkpointer.save(step, learner.checkpointable(state))
+                for i in runs:  # a run of a pack is a fresh slice: no copy needed before donation
+                    checkpointers[i].save(step, run_state(i) if packed else learner.checkpointable(state))
                 excluded += time.perf_counter() - began
                 last_checkpoint = step
             if bar is not None:
@@ -299,55 +402,62 @@ def _train(config: TrainConfig, plan: RunPlan, run_dir: Path, progress: bool | N
             prefetcher.close()
         if bar is not None:
             bar.close()
-        checkpointer.wait()
+        for checkpointer in checkpointers:
+            checkpointer.wait()
 
     if not valid_metrics:  # resumed at the very end: the last rows are already logged
         valid_metrics = validate(plan.steps)
-    returns = {}
-    if config.eval_episodes and process == 0:
-        returns = evaluation.evaluate(networks, host_local(state.params), tasks, dataset.return_bounds(),
-                                      config.eval_episodes, config.eval_mode, config.seed, train_sampler.normalizer)
-        row = {**counters(plan.steps), "split": "eval", "wall_time": time.time(),
-               "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()]))}
-        for name, r in returns.items():
-            row[f"return/{name}"], row[f"normalized_return/{name}"] = r["return"], r["normalized_return"]
-        writer.write(row)
-    writer.close()
-    checkpointer.close()
+    results = []
+    for i in runs:
+        returns = {}
+        if configs[i].eval_episodes and process == 0:
+            returns = evaluation.evaluate(networks, host_local(run_state(i).params), tasks, dataset.return_bounds(),
+                                          configs[i].eval_episodes, configs[i].eval_mode, configs[i].seed,
+                                          train_sampler.normalizer)
+            row = {**counters(plan.steps), "split": "eval", "wall_time": time.time(),
+                   "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()]))}
+            for name, r in returns.items():
+                row[f"return/{name}"], row[f"normalized_return/{name}"] = r["return"], r["normalized_return"]
+            writers[i].write(row)
+        writers[i].close()
+        checkpointers[i].close()
 
-    rate = (lambda count: count / loop_seconds) if steps_run and loop_seconds > 0 else (lambda count: None)
-    result = {
-        "status": "done",
-        "steps": plan.steps,
-        "flops": plan.steps * plan.flops_per_update,
-        "flops_per_update": plan.flops_per_update,
-        "params": plan.params,
-        "params_nonembedding": plan.params_nonembedding,
-        "examples": plan.steps * config.batch_size,
-        "valid": valid_metrics,
-        "train": train_metrics,
-        "returns": returns,
-        "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()])) if returns else None,
-        # Steady-state training: the updates after the first (compiling) dispatch, timed
-        # without the validation and checkpoint saves that ran in between (None when the
-        # run, or what was left of it, was a single dispatch).
-        "throughput": {
-            "steps_run": steps_run,
-            "seconds": loop_seconds,
-            "updates_per_second": rate(steps_run),
-            "examples_per_second": rate(steps_run * config.batch_size),
-            "achieved_flops_per_second": rate(steps_run * plan.flops_per_update),
-            "data_wait_fraction": data_wait / loop_seconds if steps_run and loop_seconds > 0 else None,
-            "updates_per_dispatch": config.updates_per_dispatch if on_device else 1,
-            "data_on_device": on_device,
-            "devices": jax.device_count(),
-            "platform": jax.devices()[0].platform,
-            "device_kind": jax.devices()[0].device_kind,
-        },
-    }
-    if process == 0:
-        run_folder.write_result(run_dir, result)
-    return result
+        rate = (lambda count: count / loop_seconds) if steps_run and loop_seconds > 0 else (lambda count: None)
+        result = {
+            "status": "done",
+            "steps": plan.steps,
+            "flops": plan.steps * plan.flops_per_update,
+            "flops_per_update": plan.flops_per_update,
+            "params": plan.params,
+            "params_nonembedding": plan.params_nonembedding,
+            "examples": plan.steps * config.batch_size,
+            "valid": valid_metrics[i],
+            "train": train_metrics[i],
+            "returns": returns,
+            "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()])) if returns else None,
+            # Steady-state training: the updates after the first (compiling) dispatch, timed
+            # without the validation and checkpoint saves that ran in between (None when the
+            # run, or what was left of it, was a single dispatch). A run of a pack reports its
+            # own rate; the pack's whole rate is packed_runs times it.
+            "throughput": {
+                "steps_run": steps_run,
+                "seconds": loop_seconds,
+                "updates_per_second": rate(steps_run),
+                "examples_per_second": rate(steps_run * config.batch_size),
+                "achieved_flops_per_second": rate(steps_run * plan.flops_per_update),
+                "data_wait_fraction": data_wait / loop_seconds if steps_run and loop_seconds > 0 else None,
+                "updates_per_dispatch": config.updates_per_dispatch if on_device else 1,
+                "data_on_device": on_device,
+                "packed_runs": len(configs),
+                "devices": jax.device_count(),
+                "platform": jax.devices()[0].platform,
+                "device_kind": jax.devices()[0].device_kind,
+            },
+        }
+        if process == 0:
+            run_folder.write_result(run_dirs[i], result)
+        results.append(result)
+    return results
 
 
 class _NoWriter:

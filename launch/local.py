@@ -155,9 +155,20 @@ def available_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def packs(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
+    """The cells grouped into jobs of at most `size`: cells of one preset and budget (they
+    differ only in alpha and seed, so their updates are one vmapped program) share a job,
+    in the order given. size 1: one cell per job."""
+    groups: dict[tuple[str, float], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.preset, cell.budget), []).append(cell)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
 class _Running:
-    def __init__(self, cell: Cell, process: subprocess.Popen, slot: int, err_path: Path, err_offset: int, files):
-        self.cell, self.process, self.slot = cell, process, slot
+    def __init__(self, cells: list[Cell], process: subprocess.Popen, slot: int, err_path: Path, err_offset: int,
+                 files):
+        self.cells, self.process, self.slot = cells, process, slot
         self.err_path, self.err_offset, self.files = err_path, err_offset, files
         self.start = time.time()
 
@@ -210,7 +221,7 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
     for name in sorted(chosen):
         if by_name[name].skipped:
             log(f"skip {name}: {by_name[name].skip_reason}")
-    queue = [c for c in cells if c.name in chosen and rows[c.name]["status"] == "pending"]
+    queue = packs([c for c in cells if c.name in chosen and rows[c.name]["status"] == "pending"], spec.pack_runs)
     already = sum(1 for c in cells if c.name in chosen and rows[c.name]["status"] == "done")
     cpus = available_cpus()
     workers = min(parallel, len(cpus), max(len(queue), 1))
@@ -220,13 +231,15 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
     finished_rates = estimate_lib.finished_throughput(directory, cells)
     estimated = {name: secs for name, (secs, _) in estimate_lib.estimates(spec, cells, finished_rates).items()}
     index_lib.write_index(directory, rows.values())
+    to_run = sum(len(job) for job in queue)
+    packing = f" in {len(queue)} packed jobs of up to {spec.pack_runs}" if spec.pack_runs > 1 else ""
     log(f"grid {spec.name}: {len(cells)} cells, {sum(c.skipped for c in cells)} skipped, {already} already done, "
-        f"{len(queue)} to run ({workers} at a time) in {directory}")
+        f"{to_run} to run{packing} ({workers} at a time) in {directory}")
 
     running: dict[str, _Running] = {}
     free_slots = list(range(workers))
     spent = {"actual": 0.0, "estimated": 0.0}
-    display = _Display(len(queue), progress, log)
+    display = _Display(to_run, progress, log)
     finished = 0
 
     def counts() -> dict[str, int]:
@@ -235,26 +248,41 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
             out[rows[name]["status"]] += 1
         return out
 
+    def job_estimate(job: list[Cell]) -> float:
+        # A pack takes about as long as its slowest run alone (on an accelerator the
+        # point of packing; on a CPU the runs share the cores, so this is optimistic).
+        return max(estimated[c.name] for c in job)
+
     def eta() -> float:
         ratio = spent["actual"] / spent["estimated"] if spent["estimated"] else 1.0
-        left = sum(estimated[c.name] for c in queue)
-        left += sum(max(0.0, estimated[n] - (time.time() - r.start)) for n, r in running.items())
+        left = sum(job_estimate(job) for job in queue)
+        left += sum(max(0.0, job_estimate(r.cells) - (time.time() - r.start)) for r in running.values())
         return ratio * left / workers
 
     def changed(message: Optional[str]) -> None:
         index_lib.write_index(directory, rows.values())
         display.update(finished, counts(), eta(), message)
 
-    def start(cell: Cell) -> None:
+    def start(job: list[Cell]) -> None:
         nonlocal finished
-        cell_dir = directory / cell.name
-        try:
-            run_folder.prepare(cell_dir, cell.config, plan_run(cell.config).to_json())
-        except ValueError as err:  # e.g. the folder holds another run: the cell fails, the grid goes on
-            finished += 1
-            rows[cell.name].update(status="failed", error=str(err))
-            changed(f"FAILED {cell.name}: {err}")
+        ready = []
+        for cell in job:
+            try:
+                run_folder.prepare(directory / cell.name, cell.config, plan_run(cell.config).to_json())
+                ready.append(cell)
+            except ValueError as err:  # e.g. the folder holds another run: the cell fails, the grid goes on
+                finished += 1
+                rows[cell.name].update(status="failed", error=str(err))
+                changed(f"FAILED {cell.name}: {err}")
+        if not ready:
             return
+        job = ready
+        # A pack's process writes its output into its first cell's logs; the others say so.
+        cell_dir = directory / job[0].name
+        for other in job[1:]:
+            with open(directory / other.name / "stdout.log", "a") as note:
+                note.write(f"trained in one program with {', '.join(c.name for c in job if c is not other)}; "
+                           f"the pack's output is in {job[0].name}/stdout.log and stderr.log\n")
         slot = free_slots.pop(0)
         out_file = open(cell_dir / "stdout.log", "ab")
         err_path = cell_dir / "stderr.log"
@@ -263,17 +291,19 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         mine = None
-        if workers > 1:  # pin each cell to its own cores; XLA sizes its thread pool from them
+        if workers > 1:  # pin each job to its own cores; XLA sizes its thread pool from them
             mine = set(cpus[slot * share:(slot + 1) * share]) or {cpus[slot % len(cpus)]}
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[var] = str(len(mine))
         command = [python, "-m", "launch.cell_process", str(os.getpid()), ",".join(map(str, sorted(mine))) if mine else "all",
-                   str(cell_dir), "--no-progress"]
+                   *(str(directory / c.name) for c in job), "--no-progress"]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file, env=env,
                                    start_new_session=True)
-        running[cell.name] = _Running(cell, process, slot, err_path, offset, (out_file, err_file))
-        rows[cell.name].update(status="running", error=None)
-        changed(f"start {cell.name} ({cell.steps} steps, ~{format_seconds(estimated[cell.name])})")
+        running[job[0].name] = _Running(job, process, slot, err_path, offset, (out_file, err_file))
+        for cell in job:
+            rows[cell.name].update(status="running", error=None)
+        what = (f"{job[0].name}" if len(job) == 1 else f"{len(job)} packed runs {', '.join(c.name for c in job)}")
+        changed(f"start {what} ({job[0].steps} steps, ~{format_seconds(job_estimate(job))})")
 
     def reap(name: str, run: _Running, returncode: int) -> None:
         nonlocal finished
@@ -283,21 +313,23 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
         free_slots.sort()
         del running[name]
         wall = time.time() - run.start
-        row = rows[name]
-        result = index_lib.read_result(directory / name)
-        finished += 1
-        if returncode == 0 and result is not None:
-            row.update(status="done", wall_seconds=round(wall, 2), error=None,
-                       **index_lib.result_columns(result, directory / name))
-            spent["actual"] += wall
-            spent["estimated"] += estimated[name]
-            score = row.get("normalized_return")
-            extra = f", normalized return {score:.3f}" if isinstance(score, float) else ""
-            changed(f"done {name} in {format_seconds(wall)} (valid bc_loss {row.get('valid_bc_loss') or float('nan'):.4f}{extra})")
-        else:
-            error = _last_line(run.err_path, run.err_offset) or f"exit status {returncode}"
-            row.update(status="failed", wall_seconds=round(wall, 2), error=error)
-            changed(f"FAILED {name} (exit {returncode}): {error}")
+        for cell in run.cells:
+            row = rows[cell.name]
+            result = index_lib.read_result(directory / cell.name)
+            finished += 1
+            if returncode == 0 and result is not None:
+                row.update(status="done", wall_seconds=round(wall, 2), error=None,
+                           **index_lib.result_columns(result, directory / cell.name))
+                spent["actual"] += wall / len(run.cells)
+                spent["estimated"] += job_estimate(run.cells) / len(run.cells)
+                score = row.get("normalized_return")
+                extra = f", normalized return {score:.3f}" if isinstance(score, float) else ""
+                changed(f"done {cell.name} in {format_seconds(wall)} (valid bc_loss "
+                        f"{row.get('valid_bc_loss') or float('nan'):.4f}{extra})")
+            else:
+                error = _last_line(run.err_path, run.err_offset) or f"exit status {returncode}"
+                row.update(status="failed", wall_seconds=round(wall, 2), error=error)
+                changed(f"FAILED {cell.name} (exit {returncode}): {error}")
 
     def stop_children() -> None:
         for run in running.values():
@@ -311,10 +343,11 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(run.process.pid, signal.SIGKILL)
                 run.process.wait()
-        for name, run in list(running.items()):
+        for run in list(running.values()):
             for f in run.files:
                 f.close()
-            rows[name].update(status="pending", error="interrupted; resumes from its last checkpoint on relaunch")
+            for cell in run.cells:
+                rows[cell.name].update(status="pending", error="interrupted; resumes from its last checkpoint on relaunch")
         running.clear()
         index_lib.write_index(directory, rows.values())
 

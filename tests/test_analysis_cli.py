@@ -35,6 +35,9 @@ def test_fit_results_dir_writes_json_table_and_figures(tmp_path, capsys):
     out = capsys.readouterr()
     assert "Approach 3" in out.out and "alpha" in out.out
     assert "cells not done" in out.err
+    # Progress reaches stderr: which runs are being fitted, and the bootstrap's size.
+    assert "pac fit: fitting all" in out.err and "pac fit: fitting the BC runs alone" in out.err
+    assert "pac fit: L(N, D) bootstrap:" in out.err
     fits = json.load(open(os.path.join(results, "fits.json")))
     a3 = fits["approach3"]
     for key in ("E", "A", "B", "alpha", "beta", "a", "b", "G"):

@@ -57,6 +57,25 @@ def test_returns_transform_and_groups(results):
         returns.as_loss(points.assign(loss=1.2))
 
 
+def test_return_scaling_picks_the_lowest_loss_size_and_intervals_over_seeds():
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.1), (2, 0.2)):
+        for preset, params, loss in (("small", 10, 6.0), ("large", 100, 5.5)):
+            for alpha in (1.0, 0.5):
+                rows.append({"cell": f"{preset}_{alpha}_{seed}", "preset": preset, "params": params, "budget_flops": 1e11,
+                             "alpha": alpha, "seed": seed, "status": "done", "valid_bc_loss": loss,
+                             "normalized_return": 0.3 + shift + (0.1 if alpha < 1 else 0.0)})
+    index = pd.DataFrame(rows)
+    table = returns.return_scaling(index).set_index("method")
+    assert list(table.preset) == ["large", "large"] and list(table.seeds) == [3, 3]
+    assert table.loc["PAC", "return"] == pytest.approx(0.5) and table.loc["BC", "return"] == pytest.approx(0.4)
+    lo, hi = table.loc["BC", "return_ci95"]
+    assert 0.3 <= lo < 0.4 < hi <= 0.5
+    one_seed = returns.return_scaling(index[index.seed == 0])
+    assert one_seed.return_ci95.isna().all() and set(one_seed.seeds) == {1}
+    assert returns.return_scaling(index.drop(columns="normalized_return")).empty
+
+
 def test_missing_folder_index_and_columns(tmp_path, results):
     with pytest.raises(OSError, match="results folder not found"):
         load.load_results(str(tmp_path / "nowhere"))

@@ -59,5 +59,5 @@ def test_grid_fit_figures_report(tiny_dataset_dir, tmp_path, capsys):
     for name, status in statuses.items():
         flagged = f"(approach {name[-1]}), all runs.**" in report
         assert flagged == (status != "ok"), (name, status)
-    assert "## PAC vs BC" in report and "## Dataset" in report and "cartpole-swingup" in report
+    assert "## PAC vs BC" in report and "## Return scaling" in report and "## Dataset" in report and "cartpole-swingup" in report
     assert "![" in report and "jax 0.10.2" in report

@@ -72,6 +72,22 @@ def test_max_examples_per_param_skips_models_too_small_for_their_budget(tiny_dat
             spec.replace(max_examples_per_param=bad).validate()
 
 
+def test_packs_group_cells_of_one_preset_and_budget(tiny_dataset_dir):
+    from launch.local import packs
+
+    spec = _spec(tiny_dataset_dir, seeds=(0, 1, 2))
+    cells = [c for c in expand(spec) if not c.skipped]
+    jobs = packs(cells, 4)
+    assert all(len({(c.preset, c.budget) for c in job}) == 1 and 1 <= len(job) <= 4 for job in jobs)
+    assert sorted(c.name for job in jobs for c in job) == sorted(c.name for c in cells)
+    assert [len(job) for job in packs(cells, 1)] == [1] * len(cells)
+    assert spec.replace(pack_runs=4).identity() == spec.identity()  # how cells run, not what they compute
+    with pytest.raises(ValueError, match="pack_runs=0 must be an integer >= 1"):
+        spec.replace(pack_runs=0).validate()
+    with pytest.raises(ValueError, match="needs base.data_on_device=True"):
+        spec.replace(pack_runs=2, base=TINY_BASE.replace(data_on_device=False)).validate()
+
+
 def test_dry_run_prints_the_table(tiny_dataset_dir, tmp_path, capsys):
     spec_file = _write_spec(tmp_path / "grid.py", f"def get_config():\n    return GridSpec(name='dry', presets=('tiny',), "
                             f"budgets=(1e7, 1.5e9), alphas=(1.0, 0.5), dataset={str(tiny_dataset_dir)!r}, "

@@ -109,6 +109,27 @@ def test_relaunch_skips_finished_cells(reference, spec_file):
     assert "4 done; the 0 left: estimated 0s" in table
 
 
+def test_packed_grid_trains_each_cell_into_its_own_folder(reference, spec_file, tmp_path):
+    """pack_runs=2: BC and PAC of each budget as one process and one vmapped program."""
+    lines: list[str] = []
+    spec = load_spec(spec_file).replace(pack_runs=2)
+    rows = run_grid(spec, tmp_path, parallel=1, log=lines.append, progress=False)
+    assert {r["status"] for r in rows} == {"done"}
+    assert "4 to run in 2 packed jobs of up to 2" in lines[0]
+    assert any("start 2 packed runs tiny_C1.5e9_a1_s0, tiny_C1.5e9_a0.5_s0" in line for line in lines)
+    grid = tmp_path / "tiny"
+    for cell in CELLS:
+        result = json.loads((grid / cell / "result.json").read_text())
+        assert result["throughput"]["packed_runs"] == 2
+        a, b = _metrics(reference / cell), _metrics(grid / cell)
+        assert list(a.step) == list(b.step)
+        for column in ("loss", "bc_loss", "critic_loss"):
+            pd.testing.assert_series_equal(a[column], b[column], rtol=0.05)  # see tests/test_packed.py
+    assert "trained in one program with tiny_C1.5e9_a1_s0" in (grid / "tiny_C1.5e9_a0.5_s0" / "stdout.log").read_text()
+    # Packing is how cells run, not what they compute: the same folder takes either.
+    assert run_grid(load_spec(spec_file), tmp_path, log=lines.append, progress=False)[0]["status"] == "done"
+
+
 def test_a_failing_cell_is_recorded_and_the_others_finish(reference, spec_file, tmp_path):
     claim_grid_dir(load_spec(spec_file), tmp_path / "tiny")
     bad = tmp_path / "tiny" / CELLS[1]

@@ -9,6 +9,7 @@ draws other samples from the same distribution, so it is checked in distribution
 from __future__ import annotations
 
 import functools
+import re
 
 import chex
 import jax
@@ -162,3 +163,23 @@ def test_bad_speed_settings_are_one_line_errors():
         TrainConfig(steps=1, action_sampling="sobol").validate()
     with pytest.raises(ValueError, match="needs compute_dtype='bfloat16'"):
         get_preset("tiny", attention="cudnn")
+
+
+def test_memory_plan_grows_with_the_batch_and_a_program_too_big_is_refused_in_one_line():
+    from harness.train import check_fits_in_memory
+
+    plans = []
+    for batch_size in (8, 32):
+        learner = _learner()
+        state = learner.init(0)
+        plans.append(learner.planned_bytes(state, batch=learner.shard_batch(
+            random_batch(learner.networks.config, batch_size, 0))))
+    assert 0 < plans[0] < plans[1]
+    fixed = plans[0] - (plans[1] - plans[0]) / 3  # the plan is linear in the batch
+    check_fits_in_memory(plans[1], int(fixed), 32, None, "cpu")  # no limit reported: nothing to check
+    check_fits_in_memory(plans[1], int(fixed), 32, plans[1], "cpu")
+    with pytest.raises(ValueError) as err:
+        check_fits_in_memory(plans[1], int(fixed), 32, plans[0], "NVIDIA H100")
+    message = str(err.value)
+    assert "\n" not in message and "batch_size=32 does not fit on NVIDIA H100" in message
+    assert re.search(r"about [78] examples per batch would fit", message)

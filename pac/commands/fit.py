@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 import warnings
@@ -74,12 +75,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--csv needs --out DIR for fits.json and figures")
     config = _config(args)
     out_dir = args.out or args.results_dir
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if args.csv:
-            fits = pipeline.analyze_csv(args.csv, config)
-        else:
-            fits = pipeline.analyze_results(args.results_dir, config)
+    # Progress of the fits (which group, the L(N, D) bootstrap's rounds) on stderr: a
+    # bootstrap of 1,000 refits takes minutes on a CPU.
+    progress = logging.StreamHandler(sys.stderr)
+    progress.setFormatter(logging.Formatter("pac fit: %(message)s"))
+    analysis_log = logging.getLogger("analysis")
+    analysis_log.addHandler(progress)
+    analysis_log.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if args.csv:
+                fits = pipeline.analyze_csv(args.csv, config)
+            else:
+                fits = pipeline.analyze_results(args.results_dir, config)
+    finally:
+        analysis_log.removeHandler(progress)
     # One line per warning (dropped rows, skipped budgets, edge optima), not a source dump.
     # Only the analysis' own warnings (UserWarning); numpy's overflow chatter from
     # degenerate bootstrap refits is not actionable.
