@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # No MUJOCO_GL: nothing renders, and harness.data.tasks runs physics only by default.
 export XLA_PYTHON_CLIENT_PREALLOCATE ?= false
 
-.PHONY: install demo test bench clean
+.PHONY: install demo study test bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ demo: $(STAMP)
 	$(BIN)/pac fit results/demo --bootstrap $(DEMO_BOOTSTRAP)
 	$(BIN)/pac figures results/demo
 	@echo "report: results/demo/report.md"
+
+# The laws the 20-minute demo cannot resolve: the demo grid with 3 seeds and a fifth budget
+# (launch/grids/study.py; about 70 minutes of training on 2 cores, see its docstring).
+study: $(STAMP)
+	$(BIN)/pac data --preset demo --out results/data/demo
+	$(BIN)/pac grid launch/grids/study.py --parallel 2
+	$(BIN)/pac fit results/study --bootstrap $(DEMO_BOOTSTRAP)
+	$(BIN)/pac figures results/study
+	@echo "report: results/study/report.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2

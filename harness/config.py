@@ -135,7 +135,8 @@ class TrainConfig:
             if isinstance(value, float) and not math.isfinite(value) and not field.name.endswith("max_grad_norm"):
                 raise ValueError(f"{field.name}={value} must be a finite number")
         if (self.flop_budget is None) == (self.steps is None):
-            raise ValueError("give exactly one of flop_budget and steps")
+            raise ValueError(f"give exactly one of flop_budget=... and steps=... (got flop_budget={self.flop_budget}, "
+                             f"steps={self.steps})")
         if self.flop_budget is not None and not self.flop_budget > 0:
             raise ValueError(f"flop_budget={self.flop_budget} must be > 0")
         if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:

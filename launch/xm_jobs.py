@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from harness import run_folder
+from launch import grid_folder
 from launch.cells import Cell, expand, select
 from launch.spec import GridSpec
 
@@ -105,7 +106,7 @@ def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = 
     cells = select(cells if cells is not None else expand(spec), only)
     env = {"PYTHONUNBUFFERED": "1"}
     if executor == "local":
-        root = Path(results_root if results_root is not None else spec.results_root) / spec.name
+        root = grid_folder.grid_dir(spec, results_root)
         data, reqs, machine, image_spec, program = spec.dataset, {}, None, None, [python, "-m", "harness.run"]
     else:
         if not bucket:

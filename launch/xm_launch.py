@@ -132,7 +132,7 @@ async def _launch(spec, jobs, parallel: int) -> dict[str, str]:
 
 def main(argv) -> None:
     del argv
-    from launch.local import claim_grid_dir, grid_dir, rebuild_index
+    from launch.grid_folder import claim_grid_dir, grid_dir, rebuild_index
     from launch.spec import load_spec
 
     if not _GRID.value:

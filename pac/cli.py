@@ -31,18 +31,27 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (the usage block is what
+    `--help` is for): `pac train: error: argument --steps: invalid int value: 'abc' (see
+    pac train --help)`, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _command_module(name: str):
     return importlib.import_module(f"pac.commands.{name}")
 
 
 def build_parser(load: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Builds the parser; only the subcommands in `load` import their modules."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pac",
         description="Scaling-law harness for offline actor-critic RL (Perceiver-Actor-Critic).",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}", parser_class=_Parser)
     for name, help_text in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if load is None or name in load:
@@ -85,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_process()  # compilation cache, Ctrl-C: what every job's process needs
     chosen = [a for a in argv if a in SUBCOMMANDS][:1]
     parser = build_parser(load=chosen)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # usage errors (one line, see _Parser) and --help
+        return int(stop.code or 0)
     if args.command is None:
         parser.print_help()
         return 0

@@ -15,7 +15,7 @@ from harness.config import TrainConfig
 from harness.train import plan_run
 from launch import xm_jobs
 from launch.cells import cell_name, expand
-from launch.local import check_grid_dir, claim_grid_dir
+from launch.grid_folder import check_grid_dir, claim_grid_dir
 from launch.spec import GridSpec, load_spec, log_spaced
 from pac import cli
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from launch.local import claim_grid_dir, run_grid
+from launch.grid_folder import claim_grid_dir
+from launch.local import run_grid
 from launch.spec import load_spec
 from pac.commands.grid import dry_run_table
 

@@ -142,7 +142,7 @@ def test_bad_budgets_and_sizes_are_clear(tiny_dataset_dir):
         plan_run(base.replace(preset="huge"))
     with pytest.raises(ValueError, match=r"alpha=1.5 must be in \[0, 1\]"):
         plan_run(base.replace(alpha=1.5))
-    with pytest.raises(ValueError, match="give exactly one of flop_budget and steps"):
+    with pytest.raises(ValueError, match=r"give exactly one of flop_budget=\.\.\. and steps=\.\.\. \(got flop_budget=1000.0, steps=10\)"):
         plan_run(base.replace(steps=10))
     plan = plan_run(base.replace(flop_budget=1e12))
     assert plan.steps == int(1e12 // plan.flops_per_update) and plan.model.max_obs_dim == 5

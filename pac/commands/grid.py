@@ -32,7 +32,7 @@ def dry_run_table(spec, results_root=None, measure: bool = False, only=None, log
     from harness import run_folder
     from launch import estimate as estimate_lib
     from launch.cells import expand, format_count, format_seconds, select
-    from launch.local import grid_dir
+    from launch.grid_folder import grid_dir
 
     cells = select(expand(spec), only)
     directory = grid_dir(spec, results_root)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.status:
         import pandas as pd
 
-        from launch.local import grid_dir, rebuild_index
+        from launch.grid_folder import grid_dir, rebuild_index
 
         rebuild_index(spec, args.results)
         table = pd.read_csv(grid_dir(spec, args.results) / "index.csv")

@@ -1,0 +1,121 @@
+"""A grid's folder, results/<grid>/: its owner.
+
+- grid.json holds the resolved spec; a different spec for the same folder is refused
+  (fields that only shape estimates or how cells execute are not part of its identity);
+- .launcher.lock: one launcher per grid folder at a time (flock, released when the
+  launcher dies, even by SIGKILL);
+- index.csv (launch/index.py writes its rows): rebuilt here from the cell folders.
+
+Executors (launch/local.py, launch/xm_launch.py) only execute: they claim and lock the
+folder here, and each cell's own folder belongs to harness/run_folder.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from harness.run_folder import write_atomic
+from launch import index as index_lib
+from launch.cells import Cell, expand
+from launch.spec import GridSpec
+
+GRID_FILE = "grid.json"
+LOCK_FILE = ".launcher.lock"
+
+
+def grid_dir(spec: GridSpec, results_root: Optional[str | os.PathLike] = None) -> Path:
+    return Path(results_root if results_root is not None else spec.results_root) / spec.name
+
+
+def check_grid_dir(spec: GridSpec, directory: Path) -> None:
+    """Refuses (one-line ValueError) a folder that holds another grid or something else."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a folder")
+    path = directory / GRID_FILE
+    if not path.exists():
+        if any(p for p in directory.iterdir() if p.name != LOCK_FILE):
+            raise ValueError(f"{directory} exists but holds no {GRID_FILE}: not a grid folder; use another --results")
+        return
+    try:
+        saved = json.loads(path.read_text())["identity"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: unreadable grid spec ({err}); use another --results") from None
+    mine = json.loads(json.dumps(spec.identity()))
+    for key in sorted(set(saved) | set(mine)):
+        if saved.get(key) != mine.get(key):
+            if isinstance(saved.get(key), dict) and isinstance(mine.get(key), dict):
+                sub = sorted(k for k in set(saved[key]) | set(mine[key]) if saved[key].get(k) != mine[key].get(k))[0]
+                key, there, now = f"{key}.{sub}", saved[key].get(sub), mine[key].get(sub)
+            else:
+                there, now = saved.get(key), mine.get(key)
+            raise ValueError(f"{directory} belongs to a different spec of grid {spec.name!r} ({key}: {there!r} there, "
+                             f"{now!r} now); use another grid name or --results")
+
+
+def claim_grid_dir(spec: GridSpec, directory: Path) -> None:
+    """Checks the folder, then creates it and its grid.json (never overwriting one)."""
+    check_grid_dir(spec, directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / GRID_FILE
+    if not path.exists():
+        write_atomic(path, json.dumps({"identity": spec.identity(), "spec": spec.to_json()}, indent=2))
+
+
+@contextlib.contextmanager
+def grid_lock(directory: Path) -> Iterator[None]:
+    """One launcher per grid folder at a time (released when the launcher dies, even by SIGKILL)."""
+    import fcntl
+
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another launcher is running grid {directory} (lock {directory / LOCK_FILE})") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def initial_rows(cells: Sequence[Cell], directory: Path) -> dict[str, dict[str, Any]]:
+    """Each cell's index row from what is on disk: skipped, done (result.json) or pending."""
+    previous = index_lib.read_index(directory)
+    rows = {}
+    for cell in cells:
+        row = cell.row()
+        result = index_lib.read_result(directory / cell.name)
+        if cell.skipped:
+            row["status"] = "skipped"
+        elif result is not None:
+            row.update(status="done", **index_lib.result_columns(result, directory / cell.name))
+            row["wall_seconds"] = previous.get(cell.name, {}).get("wall_seconds") or None
+        else:
+            row["status"] = "pending"
+        rows[cell.name] = row
+    return rows
+
+
+def rebuild_index(spec: GridSpec, results_root: Optional[str | os.PathLike] = None,
+                  failed: Optional[dict[str, str]] = None) -> list[dict[str, Any]]:
+    """Rewrites index.csv from the cell folders (for grids run elsewhere, e.g. by XManager):
+    done where result.json exists; otherwise failed if `failed` (cell -> error) or the
+    previous index says so, else pending."""
+    directory = grid_dir(spec, results_root)
+    check_grid_dir(spec, directory)
+    if not directory.exists():
+        raise ValueError(f"{directory} does not exist: grid {spec.name!r} was never launched there")
+    previous = index_lib.read_index(directory)
+    rows = initial_rows(expand(spec), directory)
+    for name, row in rows.items():
+        if row["status"] == "pending" and previous.get(name, {}).get("status") == "failed":
+            row.update(status="failed", error=previous[name].get("error"), wall_seconds=previous[name].get("wall_seconds"))
+        if row["status"] == "pending" and name in (failed or {}):
+            row.update(status="failed", error=failed[name])
+    index_lib.write_index(directory, rows.values())
+    return list(rows.values())
