@@ -248,7 +248,10 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
 
     dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
     common = sampler_options(config, plan)
-    train_sampler = sampler_lib.Sampler(dataset, local_batch, "train", seed=config.seed + 100_003 * process,
+    # Every process draws the whole global batch from the run's seed and keeps its own
+    # slice: the run sees the same batches on any number of processes (a 2-process job
+    # matches the 1-process host-sampled run; tests/test_multiprocess.py).
+    train_sampler = sampler_lib.Sampler(dataset, config.batch_size, "train", seed=config.seed,
                                         top_episode_fraction=config.top_episode_fraction, **common)
     valid_sampler = sampler_lib.Sampler(dataset, local_batch, "valid", **common)
 
@@ -303,6 +306,7 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     # Batches drawn on the device, K updates a dispatch (one process); else a host thread
     # samples and stages each batch (multi-host: every process feeds its own slice).
     on_device = config.data_on_device and processes == 1
+    own_slice = lambda batch: jax.tree.map(lambda x: x[process * local_batch:(process + 1) * local_batch], batch)  # noqa: E731
     data = learner.place_data(train_sampler.split_arrays()) if on_device else None
     limit = device_memory_limit(jax.local_devices()[0])
     if limit is not None:  # accelerators: refuse a program that cannot fit before training
@@ -312,10 +316,10 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
                 state, data, constants, jnp.asarray(1, jnp.int32)))
         else:
             planned = learner.planned_bytes(state, data=data, batch=None if on_device else learner.shard_batch(
-                train_sampler.sample_at(0)))
+                own_slice(train_sampler.sample_at(0))))
         check_fits_in_memory(planned, nbytes(state) + (nbytes(data) if on_device else 0),
                              local_batch * len(configs), limit, jax.local_devices()[0].device_kind)
-    prefetcher = None if on_device else Prefetcher(lambda i: learner.shard_batch(train_sampler.sample_at(i)), start,
+    prefetcher = None if on_device else Prefetcher(lambda i: learner.shard_batch(own_slice(train_sampler.sample_at(i))), start,
                                                    plan.steps, config.prefetch)
     every = (config.log_every, config.valid_every, config.checkpoint_every)
 
