@@ -140,9 +140,17 @@ def _finite_or_raise(metrics: dict[str, float], step: int, last_checkpoint: int 
 
 
 def device_memory_limit(device: Any) -> int | None:
-    """The bytes the device lets one process use (None where it reports no limit: CPUs)."""
+    """The bytes the device lets one process use: an accelerator's own limit, or the
+    machine's physical memory for a CPU device (None where neither is known)."""
     stats = device.memory_stats() or {}
-    return int(stats["bytes_limit"]) if stats.get("bytes_limit") else None
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    if device.platform == "cpu" and hasattr(os, "sysconf"):
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError):
+            return None
+    return None
 
 
 def check_fits_in_memory(planned: int, fixed: int, batch_size: int, limit: int | None, device_kind: str) -> None:
@@ -309,7 +317,7 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     own_slice = lambda batch: jax.tree.map(lambda x: x[process * local_batch:(process + 1) * local_batch], batch)  # noqa: E731
     data = learner.place_data(train_sampler.split_arrays()) if on_device else None
     limit = device_memory_limit(jax.local_devices()[0])
-    if limit is not None:  # accelerators: refuse a program that cannot fit before training
+    if limit is not None:  # refuse a program that cannot fit before training (one cached compile)
         nbytes = lambda tree: sum(x.nbytes for x in jax.tree.leaves(tree))  # noqa: E731
         if packed:
             planned = learner_lib.planned_bytes_of(learner._packed_chunk_jit.lower(

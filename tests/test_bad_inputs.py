@@ -71,6 +71,8 @@ TRAIN_CASES = [
     (["--steps", "10", "--warmup-fraction", "1"], "--warmup-fraction"),
     (["--steps", "10", "--top-episode-fraction", "0"], "--top-episode-fraction"),
     (["--steps", "10", "--no-such-flag", "1"], "--no-such-flag"),
+    # Far beyond this machine's memory: refused from XLA's memory plan before training.
+    (["--steps", "10", "--batch-size", "10000000"], "--batch-size=10000000 does not fit on cpu"),
 ]
 
 
