@@ -24,11 +24,18 @@ DIAGNOSTICS = ("q_spread", "weights_ess", "q_mc_rank_corr")
 
 def ranks(x: jax.Array) -> jax.Array:
     """Rank of each entry along the last axis (0 = smallest), ties given their mean rank (as
-    scipy's rankdata). Pairwise comparisons, O(n^2) in the axis length: n is a batch or N."""
+    scipy's rankdata). A sort and two binary searches: O(n log n) time and O(n) memory in
+    the axis length (n is a batch), so the step's memory stays linear in the batch."""
     x = x.astype(jnp.float32)
-    less = jnp.sum(x[..., None, :] < x[..., :, None], axis=-1)
-    equal = jnp.sum(x[..., None, :] == x[..., :, None], axis=-1)
-    return less.astype(jnp.float32) + (equal.astype(jnp.float32) - 1.0) / 2.0
+
+    def along(v: jax.Array) -> jax.Array:
+        ordered = jnp.sort(v)
+        below = jnp.searchsorted(ordered, v, side="left")  # entries < v
+        up_to = jnp.searchsorted(ordered, v, side="right")  # entries <= v
+        return below.astype(jnp.float32) + (up_to - below - 1).astype(jnp.float32) / 2.0
+
+    flat = x.reshape(-1, x.shape[-1])
+    return jax.vmap(along)(flat).reshape(x.shape)
 
 
 def pearson(x: jax.Array, y: jax.Array) -> jax.Array:
