@@ -25,8 +25,8 @@ falls with compute at every size, but each budget's profile is flat within its s
 (BC, held-out bc_loss: 3e10 6.55-6.75, 1e11 6.18-6.42, 3e11 5.97-6.15, 1e12 5.69-5.76
 across 6k-128k params, one seed), so approach 2 is degenerate (no interior minimum at 3
 of 4 budgets); approach 3 gives a = 0.30 [0.08, 0.87] and predicts the held-out 1e12
-budget's best loss within 1.5%. `launch/grids/study.py` (`make study`) is the grid that
-resolves the valleys: 3 seeds and a fifth budget.
+budget's best loss within 1.5%. `launch/grids/study.py` (`make study`, 3 seeds, 1e11-3e12)
+is the grid for the laws; its docstring has what it measured.
 """
 
 from harness.config import TrainConfig

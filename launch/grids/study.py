@@ -14,6 +14,17 @@ place (its optimum, ~50-90k by the 1e11-1e12 fits, lies inside 37k-220k).
 
 Cost: `pac grid launch/grids/study.py --dry-run` (the demo presets' measured rates): about
 70 minutes of training on 2 cores.
+
+Measured (2026-11-26, 132 runs; the seed-0 cells at 1e11-1e12 reused from the demo):
+mean BC held-out loss
+    1e11: 7k 6.245, 12k 6.227, 19k 6.235, 37k 6.264, 62k 6.299, 130k 6.406, 220k 6.522
+    3e11: 12k 6.021, 19k 5.961, 37k 5.963, 62k 5.994, 130k 6.108, 220k 6.188
+    1e12: 19k 5.730, 37k 5.721, 62k 5.716, 130k 5.755, 220k 5.835
+    3e12: 37k 5.561, 62k 5.548, 130k 5.550, 220k 5.549
+Approach 3: BC a = 0.38 [0.28, 0.53], PAC a = 0.54 [0.42, 0.66]; envelope a = 0.47 [0.37,
+0.56]; without 3e12 the fit predicts its best loss within 1.1% (5.617 vs 5.512). The
+isoFLOP valleys (depth 0.003-0.05 nats) stay shallower than twice the per-seed scatter, so
+approach 2 is marked degenerate (BC a = 0.59 [0.19, 1.12]; PAC a = 0.55 [0.42, 0.72]).
 """
 
 from launch.grids.demo import get_config as demo
