@@ -18,23 +18,16 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 # The main job, all on the CPU: demo dataset -> grid -> fits -> figures + report.
+# `make study` is the same job on launch/grids/study.py: the laws the 20-minute demo cannot
+# resolve (3 seeds, budgets 1e11-3e12; about 70 minutes of training on 2 cores).
 # Every stage reuses what already finished, so rerunning it is cheap.
 DEMO_BOOTSTRAP ?= 200
-demo: $(STAMP)
+demo study: $(STAMP)
 	$(BIN)/pac data --preset demo --out results/data/demo
-	$(BIN)/pac grid launch/grids/demo.py --parallel 2
-	$(BIN)/pac fit results/demo --bootstrap $(DEMO_BOOTSTRAP)
-	$(BIN)/pac figures results/demo
-	@echo "report: results/demo/report.md"
-
-# The laws the 20-minute demo cannot resolve: the demo grid with 3 seeds and a fifth budget
-# (launch/grids/study.py; about 70 minutes of training on 2 cores, see its docstring).
-study: $(STAMP)
-	$(BIN)/pac data --preset demo --out results/data/demo
-	$(BIN)/pac grid launch/grids/study.py --parallel 2
-	$(BIN)/pac fit results/study --bootstrap $(DEMO_BOOTSTRAP)
-	$(BIN)/pac figures results/study
-	@echo "report: results/study/report.md"
+	$(BIN)/pac grid launch/grids/$@.py --parallel 2
+	$(BIN)/pac fit results/$@ --bootstrap $(DEMO_BOOTSTRAP)
+	$(BIN)/pac figures results/$@
+	@echo "report: results/$@/report.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2

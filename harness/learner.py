@@ -93,10 +93,10 @@ def learning_rate_at(step: jax.Array, constants: RunConstants, config: TrainConf
     return jnp.where(step < warmup, peak * step / jnp.maximum(warmup, 1.0), cosine)
 
 
-def planned_bytes_of(lowered: Any) -> int:
-    """Device bytes of a lowered program's memory plan: arguments, outputs and temporaries,
+def planned_bytes_of(compiled: Any) -> int:
+    """Device bytes of a compiled program's memory plan: arguments, outputs and temporaries,
     less what is aliased (donated). 0 where the backend gives no plan."""
-    memory = lowered.compile().memory_analysis()
+    memory = compiled.memory_analysis()
     if memory is None:
         return 0
     return int(memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
@@ -198,17 +198,25 @@ class Learner:
         given, else one update on `batch`. Compiling it here costs a persistent-cache hit
         when training then runs the same program."""
         if data is not None:
-            lowered = self._sampled_chunk_jit.lower(state, data, self.constants, jnp.asarray(1, jnp.int32))
-        else:
-            lowered = self._update_jit.lower(state, batch, self.constants)
-        return planned_bytes_of(lowered)
+            return self.compile_chunk(state, data)[1]
+        return planned_bytes_of(self._update_jit.lower(state, batch, self.constants).compile())
 
-    def packed_sampled_chunk(self, states: TrainingState, data: SplitArrays, constants: RunConstants,
-                             length: int) -> tuple[TrainingState, dict[str, Any]]:
-        """`sampled_chunk` for a pack of runs at once (jax.vmap over the runs): `states` and
-        `constants` are stacked along a leading run axis (`stack`), `data` is shared, and
-        each run draws its own batches from its own seed, as it would alone."""
-        return self._packed_chunk_jit(states, data, constants, jnp.asarray(length, jnp.int32))
+    def compile_chunk(self, state: TrainingState, data: SplitArrays,
+                      constants: RunConstants | None = None) -> tuple[Any, int]:
+        """The device-sampled chunk compiled ahead of time for these shapes: one run, or a
+        pack when `constants` (and `state`) are stacked (see `stack`). Returns (chunk, planned
+        device bytes), where chunk(state, length) -> (state, metrics) runs `sampled_chunk`
+        (for a pack: jax.vmap of it over the runs, each drawing its own batches from its own
+        seed) on `data` without compiling again, so the training loop and its memory check
+        share one compilation."""
+        function = self._sampled_chunk_jit if constants is None else self._packed_chunk_jit
+        constants = self.constants if constants is None else constants
+        compiled = function.lower(state, data, constants, jnp.asarray(1, jnp.int32)).compile()
+
+        def chunk(state: TrainingState, length: int) -> tuple[TrainingState, dict[str, Any]]:
+            return compiled(state, data, constants, jnp.asarray(length, jnp.int32))
+
+        return chunk, planned_bytes_of(compiled)
 
     def place_data(self, data: SplitArrays) -> SplitArrays:
         """The split's arrays, replicated on every device of the mesh (one process)."""

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from harness import evaluation, heldout
@@ -317,14 +316,13 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     own_slice = lambda batch: jax.tree.map(lambda x: x[process * local_batch:(process + 1) * local_batch], batch)  # noqa: E731
     data = learner.place_data(train_sampler.split_arrays()) if on_device else None
     limit = device_memory_limit(jax.local_devices()[0])
-    if limit is not None:  # refuse a program that cannot fit before training (one cached compile)
+    chunk = planned = None
+    if on_device:  # compiled once, here: the loop runs it and the memory check reads its plan
+        chunk, planned = learner.compile_chunk(state, data, constants)
+    elif limit is not None:
+        planned = learner.planned_bytes(state, batch=learner.shard_batch(own_slice(train_sampler.sample_at(0))))
+    if limit is not None:  # refuse a program that cannot fit before training
         nbytes = lambda tree: sum(x.nbytes for x in jax.tree.leaves(tree))  # noqa: E731
-        if packed:
-            planned = learner_lib.planned_bytes_of(learner._packed_chunk_jit.lower(
-                state, data, constants, jnp.asarray(1, jnp.int32)))
-        else:
-            planned = learner.planned_bytes(state, data=data, batch=None if on_device else learner.shard_batch(
-                own_slice(train_sampler.sample_at(0))))
         check_fits_in_memory(planned, nbytes(state) + (nbytes(data) if on_device else 0),
                              local_batch * len(configs), limit, jax.local_devices()[0].device_kind)
     prefetcher = None if on_device else Prefetcher(lambda i: learner.shard_batch(own_slice(train_sampler.sample_at(i))), start,
@@ -345,12 +343,9 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     valid_metrics: list[dict[str, float]] = []
     try:
         while step < plan.steps:
-            if packed:
+            if on_device:  # one run or a pack
                 end = chunk_end(step)
-                state, device_metrics = learner.packed_sampled_chunk(state, data, constants, end - step)
-            elif on_device:
-                end = chunk_end(step)
-                state, device_metrics = learner.sampled_chunk(state, data, end - step)
+                state, device_metrics = chunk(state, end - step)
             else:
                 end = step + 1
                 _, batch = prefetcher.next()
