@@ -35,6 +35,7 @@ from harness import diagnostics, losses
 from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.data import storage
+from harness.builder import make_learner
 from harness.learner import Learner, host_local
 from harness.train import plan_run, sampler_options
 from models import discretization
@@ -148,7 +149,7 @@ def run(config: TrainConfig, every: int = 100, log=print) -> list[dict[str, Any]
     common = sampler_options(config, plan)
     train_sampler = sampler_lib.Sampler(dataset, config.batch_size, "train", seed=config.seed, **common)
     valid_sampler = sampler_lib.Sampler(dataset, config.batch_size, "valid", **common)
-    learner = Learner(make_networks(plan.model), config, plan.steps)
+    learner = make_learner(make_networks(plan.model), config, plan.steps)
     probe = TrueQProbe(learner, valid_sampler) if plan.task_names == (SYNTHETIC_TASK,) else None
     state = learner.init(config.seed)
     rows, start = [], time.perf_counter()

@@ -24,7 +24,8 @@ from harness import heldout
 from harness.checkpointing import Checkpointer
 from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
-from harness.learner import Learner, host_local
+from harness.builder import make_learner
+from harness.learner import host_local
 from harness.train import plan_run, sampler_options, train
 from models.networks import make_networks
 
@@ -53,7 +54,7 @@ def main() -> None:
     print(valid.to_string(index=False))
 
     plan = plan_run(config)
-    learner = Learner(make_networks(plan.model), config, plan.steps)
+    learner = make_learner(make_networks(plan.model), config, plan.steps)
     checkpointer = Checkpointer(out / "checkpoints")
     state = checkpointer.restore(checkpointer.latest_step(), learner.init(config.seed))
     checkpointer.close()

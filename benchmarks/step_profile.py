@@ -34,7 +34,6 @@ Rows go to OUT/rows.jsonl as they are measured (a stage cut short loses only its
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -48,9 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from harness.builder import make_learner, run_constants
 from harness.config import TrainConfig
 from harness.data.sampler import random_batch
-from harness.learner import Learner, RunConstants, run_constants
 from models import counts, presets
 from models.networks import PACInputs, make_networks
 
@@ -89,7 +88,7 @@ def build(preset: str, batch_size: int, dtype: str, overrides: dict[str, Any]):
     config = TrainConfig(preset=preset, steps=1000, batch_size=batch_size, compute_dtype=dtype).replace(**overrides)
     model = presets.get_preset(preset, compute_dtype=dtype, attention=config.attention, **DATA_SHAPES,
                                v_max=1.0 / (1.0 - config.discount))
-    learner = Learner(make_networks(model), config.validate(), total_steps=1000)
+    learner = make_learner(make_networks(model), config.validate(), total_steps=1000)
     flops = counts.train_flops_per_update(model, batch_size, config.num_sampled_actions, config.num_target_actions)
     return config, model, learner, flops
 

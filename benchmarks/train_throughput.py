@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import jax
 import pandas as pd
 
 from benchmarks.step_profile import BASELINE, default_peak_tflops, machine_name

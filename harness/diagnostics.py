@@ -19,9 +19,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-DIAGNOSTICS = ("q_spread", "weights_ess", "q_mc_rank_corr")
-
-
 def ranks(x: jax.Array) -> jax.Array:
     """Rank of each entry along the last axis (0 = smallest), ties given their mean rank (as
     scipy's rankdata). A sort and two binary searches: O(n log n) time and O(n) memory in

@@ -12,19 +12,11 @@ lie from the whole split's).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from harness.data.sampler import Batch, Sampler
-
-PER_TASK = ("bc_loss", "bc_loss_per_dim", "critic_loss")
-
-
-def metric_columns(task_names: Sequence[str]) -> tuple[str, ...]:
-    """The columns `HeldOutSet.evaluate` adds beside the learner's own validation metrics."""
-    return ("bc_loss_per_dim", "bc_loss_stderr") + tuple(f"{m}/{t}" for t in task_names for m in PER_TASK)
-
 
 class HeldOutSet:
     """The fixed held-out batches of a run and their task-weighted aggregation."""

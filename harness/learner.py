@@ -12,12 +12,15 @@ Passes per update (the structure `models.counts.train_flops_per_update` counts):
                     (with gradient_clipping='per_loss' the encoder's backward runs once
                     per loss, so that each loss's gradient is clipped separately)
 
-Every update also returns the diagnostics of `harness.diagnostics` (is the critic
-ranking actions, how peaked are the improvement weights): see TRAIN_METRICS.
+Every update returns a dict of scalar metrics (losses, gradient norms, the temperature
+and the diagnostics of `harness.diagnostics`: is the critic ranking actions, how peaked
+are the improvement weights); validation returns the losses and diagnostics without
+the gradients. The run's metrics.csv takes its columns from these dicts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import haiku as hk
@@ -28,23 +31,14 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from harness import diagnostics, losses
-from harness.config import TrainConfig
 from harness.data import device_sampler
 from harness.data.sampler import Batch, SplitArrays
 from models import discretization
 from models.networks import PACInputs, PACNetworks, dummy_inputs
 
 
-# What `Learner.update` and `Learner.validation_metrics` return (the run's metrics.csv
-# columns). q_mc_rank_corr is present only when batches carry Monte-Carlo returns.
-TRAIN_METRICS = ("loss", "bc_loss", "policy_loss", "critic_loss", "q_mean", "kl_improvement", "temperature",
-                 "temperature_dual", "grad_norm", "policy_grad_norm", "critic_grad_norm", "policy_trunk_grad_norm",
-                 "critic_trunk_grad_norm", "learning_rate",
-                 *diagnostics.DIAGNOSTICS)
 # Folded into the run's key for the batches drawn on the device (`Learner.sampled_chunk`).
 _DATA_STREAM = 0x0DA7A
-
-VALID_METRICS = ("bc_loss", "critic_loss", "q_mean", "policy_loss", *diagnostics.DIAGNOSTICS)
 
 
 class TrainingState(NamedTuple):
@@ -54,6 +48,37 @@ class TrainingState(NamedTuple):
     log_temperature: jax.Array
     temperature_opt_state: optax.OptState
     step: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerHyperparams:
+    """The numbers the update uses, and nothing else of the run (`harness.builder` maps a
+    TrainConfig onto them; the fields keep TrainConfig's names, whose comments say more)."""
+
+    batch_size: int
+    # The target network's passes: N sampled actions for the improvement weights, N' for
+    # the TD target, drawn by 'inverse_cdf' or 'gumbel'; one encoder call on [s; s'].
+    num_sampled_actions: int
+    num_target_actions: int
+    action_sampling: str
+    merge_target_encodes: bool
+    discount: float
+    critic_target: str  # 'expected' (two-hot of the mean) or 'distributional' (C51).
+    # MPO's temperature: its initial value, its floor, and the KL bound of its dual.
+    initial_temperature: float
+    min_temperature: float
+    kl_epsilon: float
+    gradient_clipping: str  # 'global' or 'per_loss'.
+    max_grad_norm: float
+    policy_max_grad_norm: float
+    critic_max_grad_norm: float
+    target_update: str  # 'polyak' or 'hard'.
+    polyak_tau: float
+    target_update_period: int
+    # The learning-rate schedule (`learning_rate_at`): peak, end as a fraction of it.
+    learning_rate: float
+    final_learning_rate_fraction: float
+    donate_state: bool
 
 
 class RunConstants(NamedTuple):
@@ -70,21 +95,21 @@ class RunConstants(NamedTuple):
     warmup_steps: jax.Array  # int32
 
 
-def run_constants(config: TrainConfig, total_steps: int) -> RunConstants:
+def run_constants(alpha: float, seed: int, total_steps: int, warmup_steps: int) -> RunConstants:
     return RunConstants(
-        alpha=jnp.asarray(config.alpha, jnp.float32),
-        seed=jnp.asarray(config.seed, jnp.int32),
+        alpha=jnp.asarray(alpha, jnp.float32),
+        seed=jnp.asarray(seed, jnp.int32),
         total_steps=jnp.asarray(total_steps, jnp.int32),
-        warmup_steps=jnp.asarray(int(config.warmup_fraction * total_steps), jnp.int32),
+        warmup_steps=jnp.asarray(warmup_steps, jnp.int32),
     )
 
 
-def learning_rate_at(step: jax.Array, constants: RunConstants, config: TrainConfig) -> jax.Array:
+def learning_rate_at(step: jax.Array, constants: RunConstants, hyperparams: LearnerHyperparams) -> jax.Array:
     """Linear warm-up to the peak, then cosine decay to final_learning_rate_fraction * peak
     exactly at the run's last step (optax's warmup_cosine_decay_schedule, written for
     traced step counts)."""
-    peak = config.learning_rate
-    end = peak * config.final_learning_rate_fraction
+    peak = hyperparams.learning_rate
+    end = peak * hyperparams.final_learning_rate_fraction
     step = step.astype(jnp.float32)
     warmup = constants.warmup_steps.astype(jnp.float32)
     decay = jnp.maximum(constants.total_steps.astype(jnp.float32) - warmup, 1.0)
@@ -113,13 +138,6 @@ def unstack(tree: Any, index: int) -> Any:
     return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """AdamW at unit learning rate; the update clips the gradients first (globally or per
-    loss, see `Learner._losses_and_grads`) and multiplies by `learning_rate_at(step)` (decoupled weight decay
-    is scaled by it too, as in AdamW)."""
-    return optax.adamw(1.0, weight_decay=config.weight_decay)
-
-
 def make_mesh(devices=None) -> Mesh:
     """A one-axis mesh over all devices of all processes: data parallelism over the batch.
 
@@ -146,23 +164,37 @@ def _inputs(batch: Batch, next_state: bool = False) -> PACInputs:
 
 
 class Learner:
-    """Builds the jitted update and validation functions for one network and config."""
+    """The jitted update and validation functions of one network (Acme's learner shape: it
+    takes its networks, optimizers and the numbers it uses; `harness.builder` makes one from
+    a TrainConfig).
 
-    def __init__(self, networks: PACNetworks, config: TrainConfig, total_steps: int, mesh: Mesh | None = None):
+    Args:
+      networks: the Haiku networks.
+      hyperparams: the numbers the update uses.
+      constants: the run's alpha, seed and schedule length (arguments of the compiled
+        programs, so runs that differ only in them share one; a pack stacks several).
+      optimizer: applied to the clipped gradient at unit scale; the update multiplies its
+        output by `learning_rate_at(step)`.
+      temperature_optimizer: steps log eta on MPO's dual (`optax.set_to_zero()` keeps eta fixed).
+      mesh: the devices the batch is split over (default: all).
+    """
+
+    def __init__(self, networks: PACNetworks, hyperparams: LearnerHyperparams, constants: RunConstants,
+                 optimizer: optax.GradientTransformation, temperature_optimizer: optax.GradientTransformation,
+                 mesh: Mesh | None = None):
         self.networks = networks
-        self.config = config
-        self.total_steps = total_steps
+        self.hyperparams = hyperparams
         self.mesh = mesh or make_mesh()
-        self.optimizer = make_optimizer(config)
-        self.constants = run_constants(config, total_steps)
-        self._temperature_optimizer = optax.adam(config.temperature_learning_rate if config.temperature == "dual" else 0.0)
+        self.optimizer = optimizer
+        self.constants = constants
+        self._temperature_optimizer = temperature_optimizer
         model = networks.config
         self.support = discretization.value_support(model.v_min, model.v_max, model.num_value_bins)
         self.batch_sharding = NamedSharding(self.mesh, PartitionSpec("batch"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         # With donate_state the old state's buffers become the new state's: checkpoints then
         # save a copy (`checkpointable`), since an async write may still be reading them.
-        donate = (0,) if config.donate_state else ()
+        donate = (0,) if hyperparams.donate_state else ()
         self._update_jit = jax.jit(self._update, out_shardings=(self.replicated, self.replicated), donate_argnums=donate)
         self._update_chunk_jit = jax.jit(self._update_chunk, out_shardings=(self.replicated, self.replicated),
                                          donate_argnums=donate)
@@ -231,7 +263,7 @@ class Learner:
     def checkpointable(self, state: TrainingState) -> TrainingState:
         """The state to hand to an async checkpoint: a device copy when the next update
         will donate (overwrite) the state's buffers, else the state itself."""
-        return jax.tree.map(jnp.copy, state) if self.config.donate_state else state
+        return jax.tree.map(jnp.copy, state) if self.hyperparams.donate_state else state
 
     def validation_metrics(self, state: TrainingState, batch: Batch) -> dict[str, Any]:
         """Held-out losses of the current params on a batch (no update)."""
@@ -243,7 +275,7 @@ class Learner:
 
         def initial_state(key):
             params = self.networks.init(key, dummy_inputs(self.networks.config, 1))
-            log_temperature = jnp.log(jnp.asarray(self.config.initial_temperature, jnp.float32))
+            log_temperature = jnp.log(jnp.asarray(self.hyperparams.initial_temperature, jnp.float32))
             return TrainingState(
                 params=params,
                 target_params=params,
@@ -268,7 +300,7 @@ class Learner:
     def _target_passes(self, target_params, batch: Batch, key):
         """The target network's passes (no gradients): N policy samples at s with their Q
         (the improvement weights' inputs) and the projected TD target at s'."""
-        cfg, net, model = self.config, self.networks, self.networks.config
+        cfg, net, model = self.hyperparams, self.networks, self.networks.config
         fmask = batch.action_mask.astype(jnp.float32)
         sample_key, next_key = jax.random.split(key)
         if cfg.merge_target_encodes:
@@ -316,7 +348,7 @@ class Learner:
         gradients; 'per_loss' runs it once per loss (2 x encoder forward FLOPs more), so
         that each loss's whole gradient can be clipped on its own before the sum.
         """
-        cfg = self.config
+        cfg = self.hyperparams
         sampled_bins, sampled_q, target_probs = self._target_passes(target_params, batch, key)
         weights = losses.improvement_weights(sampled_q, temperature)
         policy_fn = lambda p, z: self._policy_loss(p, z, batch, sampled_bins, weights, alpha)  # noqa: E731
@@ -361,7 +393,7 @@ class Learner:
         return metrics, sampled_q, grads
 
     def _sampled_chunk(self, state: TrainingState, data: SplitArrays, constants: RunConstants, length: jax.Array):
-        batch_size = self.config.batch_size
+        batch_size = self.hyperparams.batch_size
 
         def batch_at(step):
             # The data's stream is apart from the update's (which folds the step into the seed).
@@ -380,7 +412,7 @@ class Learner:
         return jax.lax.scan(lambda s, b: self._update(s, b, constants), state, batches)
 
     def _update(self, state: TrainingState, batch: Batch, constants: RunConstants) -> tuple[TrainingState, dict[str, Any]]:
-        cfg = self.config
+        cfg = self.hyperparams
         key = jax.random.fold_in(jax.random.key(constants.seed), state.step)
         temperature = jnp.exp(state.log_temperature)
         metrics, sampled_q, grads = self._losses_and_grads(
@@ -413,7 +445,7 @@ class Learner:
         return TrainingState(params, target_params, opt_state, log_temperature, temperature_opt_state, step), metrics
 
     def _next_target_params(self, params: hk.Params, target_params: hk.Params, step: jax.Array) -> hk.Params:
-        cfg = self.config
+        cfg = self.hyperparams
         if cfg.target_update == "polyak":
             tau = cfg.polyak_tau
             return jax.tree.map(lambda new, old: (1.0 - tau) * old + tau * new, params, target_params)
@@ -424,7 +456,7 @@ class Learner:
         key = jax.random.fold_in(jax.random.key(constants.seed + 1), 0)
         metrics, _, _ = self._losses_and_grads(state.params, state.target_params, jnp.exp(state.log_temperature),
                                                   batch, key, constants.alpha, with_grads=False)
-        return {k: metrics[k] for k in VALID_METRICS if k in metrics}
+        return metrics
 
 
 def _clip_scale(norm: jax.Array, max_norm: float) -> jax.Array:

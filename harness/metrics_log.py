@@ -1,11 +1,14 @@
 """The per-run metrics file: one CSV row per logged step, read back with pandas.
 
-Rows are appended and flushed as they are made; the columns are fixed when the run
-starts. On resume, rows logged after the restored checkpoint (and any line cut short by
-a kill) are dropped by an atomic rewrite, so a resumed run's file equals an
-uninterrupted run's. A file that is not what this run writes (other columns, a row that
-does not parse, steps out of order) is never rewritten: it is kept aside under a new name
-and the run says so. Each (step, split) is written once.
+The columns are what was logged: the base counters, then every metric name in the order
+it first appeared (the train rows' names, then the held-out rows', then the evaluation's).
+A row with a name the file lacks widens it by one atomic rewrite, which happens a few
+times per run. Rows are appended and flushed as they are made. On resume, rows logged
+after the restored checkpoint (and any line cut short by a kill) are dropped by an atomic
+rewrite, so a resumed run's file equals an uninterrupted run's. A file that is not what
+this run writes (not the base columns first, a row that does not parse, steps out of
+order) is never rewritten: it is kept aside under a new name and the run says so. Each
+(step, split) is written once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from harness.run_folder import write_atomic
 
@@ -24,41 +27,51 @@ BASE_COLUMNS = ("step", "split", "flops", "examples", "tokens", "wall_time")
 
 
 class MetricsWriter:
-    def __init__(self, path: str | os.PathLike, metric_columns: Sequence[str], resume_step: int | None = None,
+    def __init__(self, path: str | os.PathLike, resume_step: int | None = None,
                  log: Callable[[str], None] = lambda _: None):
         self.path = Path(path)
-        self.columns = list(BASE_COLUMNS) + [c for c in metric_columns if c not in BASE_COLUMNS]
+        self.columns = list(BASE_COLUMNS)
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():
-            kept, problem = self._read_consistent(resume_step)
+            columns, kept, problem = self._read_consistent(resume_step)
             if problem:
                 aside = self.path.with_name(f"{self.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.kept")
                 os.replace(self.path, aside)
                 log(f"warning: {self.path} {problem}; kept it as {aside.name} and go on with its {len(kept)} "
                     f"readable rows up to step {resume_step}")
+            if kept:
+                self.columns = columns
         self._written = {(row["step"], row["split"]) for row in kept}
+        self._file = None
+        self._rewrite(kept)
+
+    def _rewrite(self, rows: list[Mapping[str, str]]) -> None:
+        """The file replaced atomically by `rows` under the current header; then appended to."""
+        if self._file is not None:
+            self._file.close()
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(kept)
+        writer.writerows(rows)
         write_atomic(self.path, buffer.getvalue())
         self._file = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
 
-    def _read_consistent(self, resume_step: int) -> tuple[list[dict[str, str]], str | None]:
-        """The rows to keep (step <= resume_step), and what is wrong with the file, if
-        anything besides a last line cut short by a kill."""
+    def _read_consistent(self, resume_step: int) -> tuple[list[str], list[dict[str, str]], str | None]:
+        """The file's columns, the rows to keep (step <= resume_step), and what is wrong with
+        the file, if anything besides a last line cut short by a kill."""
         try:
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)
-                if reader.fieldnames != self.columns:
-                    return [], "has other columns than this run writes"
+                columns = list(reader.fieldnames or [])
+                if tuple(columns[:len(BASE_COLUMNS)]) != BASE_COLUMNS:
+                    return columns, [], f"does not start with the columns {', '.join(BASE_COLUMNS)}"
                 lines = list(reader)
         except (OSError, csv.Error, UnicodeDecodeError) as err:
-            return [], f"is unreadable ({err})"
+            return [], [], f"is unreadable ({err})"
         kept, last_step = [], -1
         for number, row in enumerate(lines):
-            cut_short = None in row.values() or row.get(self.columns[-1]) is None
+            cut_short = None in row.values() or row.get(columns[-1]) is None
             if cut_short and number == len(lines) - 1:
                 continue  # a kill mid-write
             try:
@@ -66,17 +79,24 @@ class MetricsWriter:
             except (TypeError, ValueError):
                 step = None
             if cut_short or step is None or step < last_step:
-                return kept, f"has a bad row {number + 2} (cut short, no step, or steps out of order)"
+                return columns, kept, f"has a bad row {number + 2} (cut short, no step, or steps out of order)"
             last_step = step
             if step <= resume_step:
                 kept.append(row)
-        return kept, None
+        return columns, kept, None
 
     def write(self, row: Mapping[str, Any]) -> None:
         key = (str(row.get("step")), str(row.get("split")))
         if key in self._written:
             return  # already logged (a run resumed at its very end repeats its last rows)
         self._written.add(key)
+        new = [name for name in row if name not in self.columns]
+        if new:  # a metric not logged before: widen the file
+            self._file.close()
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.columns += new
+            self._rewrite(rows)
         self._writer.writerow({k: _format(v) for k, v in row.items()})
         self._file.flush()
 

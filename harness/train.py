@@ -31,17 +31,13 @@ from harness.data import sampler as sampler_lib
 from harness.data import storage
 from harness.input_pipeline import Prefetcher
 from harness import learner as learner_lib
-from harness.learner import Learner, host_local
+from harness.builder import make_learner, run_constants
+from harness.learner import host_local
 from harness import run_folder
 from harness.metrics_log import MetricsWriter
 from models import counts, presets
 from models.config import PACConfig
 from models.networks import make_networks
-
-# The learner says what it measures; the loop adds its own throughput numbers.
-TRAIN_METRICS = learner_lib.TRAIN_METRICS + ("steps_per_second", "data_wait_fraction")
-VALID_METRICS = learner_lib.VALID_METRICS
-
 
 # Without a progress bar, `train` logs a line at most this often (and at the end).
 LOG_LINE_SECONDS = 30.0
@@ -263,7 +259,7 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     valid_sampler = sampler_lib.Sampler(dataset, local_batch, "valid", **common)
 
     networks = make_networks(plan.model)
-    learner = Learner(networks, config, plan.steps)
+    learner = make_learner(networks, config, plan.steps)
     checkpointers = [Checkpointer(d / run_folder.CHECKPOINTS_DIR, keep=config.keep_checkpoints) for d in run_dirs]
     starts = [c.latest_step() or 0 for c in checkpointers]
     if len(set(starts)) > 1:
@@ -275,16 +271,15 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
         states = [ck.restore(start, s) for ck, s in zip(checkpointers, states)]
         log(f"resumed {', '.join(map(str, run_dirs))} from step {start}")
     state = learner_lib.stack(states) if packed else states[0]
-    constants = learner_lib.stack([learner_lib.run_constants(c, plan.steps) for c in configs]) if packed else None
+    constants = learner_lib.stack([run_constants(c, plan.steps) for c in configs]) if packed else None
     del states
 
     def run_state(i: int):
         return learner_lib.unstack(state, i) if packed else state
 
     tasks = plan.task_names
-    columns = list(dict.fromkeys(TRAIN_METRICS + VALID_METRICS + heldout.metric_columns(tasks) + ("normalized_return",)
-                                 + tuple(f"return/{t}" for t in tasks) + tuple(f"normalized_return/{t}" for t in tasks)))
-    writers = [MetricsWriter(d / run_folder.METRICS_FILE, columns, resume_step=start if start else None, log=log)
+    # metrics.csv's columns are the names the learner, the held-out set and the evaluation return.
+    writers = [MetricsWriter(d / run_folder.METRICS_FILE, resume_step=start if start else None, log=log)
                if process == 0 else _NoWriter() for d in run_dirs]
     # Every process evaluates the same held-out set: its slice of each global batch.
     valid_batch = config.valid_batch_size

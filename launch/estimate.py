@@ -65,7 +65,7 @@ def measure_throughput(cells: Sequence[Cell], updates: int = 10, log=lambda _: N
     import jax
 
     from harness.data import sampler as sampler_lib
-    from harness.learner import Learner
+    from harness.builder import make_learner
     from harness.train import plan_run
     from models.networks import make_networks
 
@@ -82,7 +82,7 @@ def measure_throughput(cells: Sequence[Cell], updates: int = 10, log=lambda _: N
         sampler = sampler_lib.Sampler(datasets[key], config.batch_size, "train", seed=0,
                                       max_observation_dim=plan.model.max_obs_dim,
                                       max_action_dim=plan.model.max_action_dim, valid_fraction=config.valid_fraction)
-        learner = Learner(make_networks(plan.model), config, plan.steps)
+        learner = make_learner(make_networks(plan.model), config, plan.steps)
         state = learner.init(config.seed)
         batch = learner.shard_batch(sampler.sample_at(0))
         state, metrics = learner.update(state, batch)  # compile + warm up

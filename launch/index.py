@@ -1,6 +1,6 @@
 """results/<grid>/index.csv: one row per cell with its status, the analysis code's entry point.
 
-Columns (a contract with analysis/: add new ones at the end, never rename):
+Columns (a contract with analysis/: read them by name; the cell's own columns never change):
   cell                 the cell's folder name under results/<grid>/
   preset, params, params_nonembedding, budget_flops, alpha, seed, steps
   status               done | failed | running | pending | skipped
@@ -10,9 +10,11 @@ Columns (a contract with analysis/: add new ones at the end, never rename):
   wall_seconds         the cell's process time in its last launch (done and failed cells)
   updates_per_second   the training loop's updates/s after compilation (metrics.csv)
   normalized_return    mean over tasks of the final evaluation (empty without evaluation)
-  valid_bc_loss, valid_critic_loss, valid_q_mean, valid_policy_loss   final held-out losses
-  train_bc_loss, train_critic_loss   last logged training losses
-The file is rewritten atomically (temp file + rename) after every status change.
+  valid_<metric>       every overall held-out metric the run logged last (result.json's
+                       "valid", e.g. valid_bc_loss, valid_critic_loss; not the per-task ones)
+  train_<metric>       every training metric of the last logged step (result.json's "train")
+The metric columns are whatever the runs logged, sorted by name after the cell's own
+columns. The file is rewritten atomically (temp file + rename) after every status change.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from typing import Any, Iterable, Mapping
 from harness import run_folder
 from harness.run_folder import write_atomic
 
-COLUMNS = ("cell", "preset", "params", "params_nonembedding", "budget_flops", "alpha", "seed", "steps", "status",
+CELL_COLUMNS = ("cell", "preset", "params", "params_nonembedding", "budget_flops", "alpha", "seed", "steps", "status",
            "examples", "epochs", "flops_per_update", "flops", "tokens_per_example", "reason", "error", "wall_seconds",
-           "updates_per_second", "normalized_return", "valid_bc_loss", "valid_critic_loss", "valid_q_mean",
-           "valid_policy_loss", "train_bc_loss", "train_critic_loss")
+           "updates_per_second", "normalized_return")
 STATUSES = ("done", "failed", "running", "pending", "skipped")
 INDEX_NAME = "index.csv"
 
@@ -38,13 +39,10 @@ def result_columns(result: Mapping[str, Any], cell_dir: Path) -> dict[str, Any]:
     """index.csv columns taken from a cell's result.json (and its metrics.csv's throughput)."""
     from launch.estimate import steady_updates_per_second
 
-    valid, train = result.get("valid") or {}, result.get("train") or {}
     row = {"updates_per_second": steady_updates_per_second(cell_dir),
            "normalized_return": result.get("normalized_return")}
-    for name in ("bc_loss", "critic_loss", "q_mean", "policy_loss"):
-        row[f"valid_{name}"] = valid.get(name)
-    for name in ("bc_loss", "critic_loss"):
-        row[f"train_{name}"] = train.get(name)
+    for split in ("valid", "train"):
+        row.update({f"{split}_{name}": value for name, value in (result.get(split) or {}).items() if "/" not in name})
     return row
 
 
@@ -70,11 +68,14 @@ def _format(value: Any) -> Any:
 
 
 def write_index(grid_dir: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    rows = list(rows)
+    logged = sorted({k for row in rows for k in row if k.startswith(("valid_", "train_"))} - set(CELL_COLUMNS))
+    columns = [*CELL_COLUMNS, *logged]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _format(row.get(k)) for k in COLUMNS})
+        writer.writerow({k: _format(row.get(k)) for k in columns})
     path = grid_dir / INDEX_NAME
     write_atomic(path, buffer.getvalue())
     return path

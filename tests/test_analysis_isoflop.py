@@ -1,6 +1,5 @@
 """Approach 2 and 1 pieces: parabola vertices, budgets, power laws, envelope."""
 
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -11,7 +11,8 @@ import pytest
 from benchmarks import critic_diagnostics
 from harness.config import TrainConfig
 from harness.data import sampler as sampler_lib
-from harness.learner import Learner, learning_rate_at, run_constants
+from harness.builder import learner_hyperparams, make_learner, run_constants
+from harness.learner import learning_rate_at
 from harness.train import plan_run
 from models.networks import make_networks
 
@@ -21,7 +22,7 @@ def test_schedule_matches_optax_warmup_cosine():
     constants = run_constants(config, 1000)
     reference = optax.warmup_cosine_decay_schedule(0.0, 3e-4, 50, 1000, 3e-5)
     for step in (0, 10, 49, 50, 51, 300, 999, 1000):
-        np.testing.assert_allclose(float(learning_rate_at(jnp.asarray(step), constants, config)),
+        np.testing.assert_allclose(float(learning_rate_at(jnp.asarray(step), constants, learner_hyperparams(config))),
                                    float(reference(step)), rtol=1e-5, atol=1e-12)
 
 
@@ -33,7 +34,7 @@ def test_cells_differing_in_alpha_seed_and_length_share_one_program(tiny_dataset
                                 max_action_dim=plan.model.max_action_dim).sample_at(0)
     programs = []
     for config, steps in ((base, 10), (base.replace(alpha=1.0, seed=3), 500)):
-        learner = Learner(make_networks(plan.model), config, steps)
+        learner = make_learner(make_networks(plan.model), config, steps)
         state = learner.init(0)
         programs.append(learner._update_jit.lower(state, learner.shard_batch(batch), learner.constants).as_text())
     # Same program text: the persistent compilation cache serves every such grid cell.
@@ -66,7 +67,7 @@ def test_polyak_targets_temperature_floor_and_gradient_diagnostics(tmp_path, cli
     plan = plan_run(config)
     sampler = sampler_lib.Sampler(sampler_lib.load_dataset(tmp_path), 8, max_observation_dim=plan.model.max_obs_dim,
                                   max_action_dim=plan.model.max_action_dim)
-    learner = Learner(make_networks(plan.model), config, 2)
+    learner = make_learner(make_networks(plan.model), config, 2)
     state = jax.device_get(learner.init(0))  # a host copy: the update donates its input state
     new, metrics = learner.update(state, learner.shard_batch(sampler.sample_at(0)))
     for old_target, online, target in zip(*map(jax.tree.leaves, (state.target_params, new.params, new.target_params))):

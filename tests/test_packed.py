@@ -15,7 +15,7 @@ import pytest
 
 from harness.checkpointing import Checkpointer
 from harness.config import TrainConfig
-from harness.learner import Learner
+from harness.builder import make_learner
 from harness.train import check_packable, plan_run, train, train_pack
 from models.networks import make_networks
 
@@ -30,7 +30,7 @@ def _config(dataset, **changes) -> TrainConfig:
 
 def _params(run_dir, config, step):
     plan = plan_run(config)
-    like = Learner(make_networks(plan.model), config, plan.steps).init(config.seed)
+    like = make_learner(make_networks(plan.model), config, plan.steps).init(config.seed)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
         return jax.device_get(checkpointer.restore(step, like).params)

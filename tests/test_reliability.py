@@ -13,7 +13,7 @@ import pytest
 
 from harness import run_folder
 from harness.config import TrainConfig
-from harness.metrics_log import MetricsWriter
+from harness.metrics_log import BASE_COLUMNS, MetricsWriter
 from harness.train import train
 from launch.spec import load_spec
 
@@ -48,7 +48,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
 
 def test_an_inconsistent_metrics_file_is_kept_aside(tmp_path):
     path = tmp_path / "metrics.csv"
-    writer = MetricsWriter(path, ["loss"])
+    writer = MetricsWriter(path)
     for step in (10, 20, 30):
         writer.write({"step": step, "split": "train", "loss": 1.0 / step})
     writer.close()
@@ -56,17 +56,34 @@ def test_an_inconsistent_metrics_file_is_kept_aside(tmp_path):
     text[2] = "garbage,row"  # step 20's row damaged
     path.write_text("\n".join(text) + "\n")
     messages = []
-    writer = MetricsWriter(path, ["loss"], resume_step=30, log=messages.append)
+    writer = MetricsWriter(path, resume_step=30, log=messages.append)
     writer.close()
     kept = list(tmp_path.glob("metrics.csv.*.kept"))
     assert len(kept) == 1 and "garbage,row" in kept[0].read_text() and "bad row 3" in messages[0]
     assert list(pd.read_csv(path).step) == [10]  # the readable rows before the damage go on
     # Rows are written once per (step, split).
-    writer = MetricsWriter(path, ["loss"], resume_step=30)
+    writer = MetricsWriter(path, resume_step=30)
     writer.write({"step": 10, "split": "train", "loss": 5.0})
     writer.write({"step": 10, "split": "valid", "loss": 5.0})
     writer.close()
     assert list(zip(*[pd.read_csv(path)[c] for c in ("step", "split")])) == [(10, "train"), (10, "valid")]
+
+
+def test_the_metrics_file_takes_its_columns_from_the_rows(tmp_path):
+    path = tmp_path / "metrics.csv"
+    writer = MetricsWriter(path)
+    writer.write({"step": 10, "split": "train", "loss": 0.5})
+    writer.write({"step": 10, "split": "valid", "bc_loss/walker": 2.0, "loss": 0.25})  # a new name widens it
+    writer.write({"step": 20, "split": "train", "loss": 0.125})
+    writer.close()
+    table = pd.read_csv(path)
+    assert list(table.columns) == [*BASE_COLUMNS, "loss", "bc_loss/walker"]
+    assert list(table["loss"]) == [0.5, 0.25, 0.125] and table["bc_loss/walker"].isna().tolist() == [True, False, True]
+    # A resumed run keeps the file's columns and order.
+    writer = MetricsWriter(path, resume_step=10)
+    writer.write({"step": 20, "split": "train", "loss": 0.125})
+    writer.close()
+    assert pd.read_csv(path).equals(table)
 
 
 def test_a_run_that_failed_before_training_takes_the_corrected_config(tiny_dataset_dir, tmp_path):

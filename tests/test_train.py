@@ -6,7 +6,6 @@ with SIGKILL. Models are the 'tiny' preset and runs are a few dozen steps.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -153,7 +152,8 @@ def test_two_devices_give_the_same_update_as_one(tiny_dataset_dir):
         import jax, numpy as np
         from harness.config import TrainConfig
         from harness.train import plan_run
-        from harness.learner import Learner, make_mesh
+        from harness.builder import make_learner
+        from harness.learner import make_mesh
         from harness.data import sampler as S
         from models.networks import make_networks
         assert jax.device_count() == 2
@@ -167,7 +167,7 @@ def test_two_devices_give_the_same_update_as_one(tiny_dataset_dir):
         sampler = S.Sampler(ds, 16, max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim)
         results = []
         for devices in (jax.devices()[:1], jax.devices()):
-            learner = Learner(make_networks(plan.model), cfg, 3, mesh=make_mesh(devices))
+            learner = make_learner(make_networks(plan.model), cfg, 3, mesh=make_mesh(devices))
             state = learner.init(0)
             for i in range(3):
                 state, metrics = learner.update(state, learner.shard_batch(sampler.sample_at(i)))
