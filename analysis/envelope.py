@@ -24,7 +24,7 @@ from analysis import powerlaw
 
 
 @dataclasses.dataclass(frozen=True)
-class EnvelopeFit:
+class EnvelopeFit(powerlaw.AllocationLaws):
     """Approach 1's result: envelope points and power laws through them."""
 
     c: tuple[float, ...]
@@ -35,16 +35,8 @@ class EnvelopeFit:
     n_opt: powerlaw.PowerLawFit
     d_opt: powerlaw.PowerLawFit
 
-    @property
-    def a(self) -> float:
-        return self.n_opt.exponent
-
-    @property
-    def b(self) -> float:
-        return self.d_opt.exponent
-
     def to_dict(self) -> dict:
-        return powerlaw.allocation_laws_dict(self.n_opt, self.d_opt) | {
+        return self.allocation_dict() | {
             "envelope": {"C": list(self.c), "N": list(self.n), "D": list(self.d), "loss": list(self.loss),
                          "run": list(self.runs)}}
 

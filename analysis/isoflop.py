@@ -50,7 +50,7 @@ class BudgetOptimum:
 
 
 @dataclasses.dataclass(frozen=True)
-class IsoFlopFit:
+class IsoFlopFit(powerlaw.AllocationLaws):
     """Approach 2's result: per-budget optima and the power laws over budgets."""
 
     optima: tuple[BudgetOptimum, ...]
@@ -59,16 +59,8 @@ class IsoFlopFit:
     skipped: tuple[str, ...]
     n_bootstrap: int
 
-    @property
-    def a(self) -> float:
-        return self.n_opt.exponent
-
-    @property
-    def b(self) -> float:
-        return self.d_opt.exponent
-
     def to_dict(self) -> dict:
-        return powerlaw.allocation_laws_dict(self.n_opt, self.d_opt) | {
+        return self.allocation_dict() | {
             "budgets": [o.to_dict() for o in self.optima], "skipped": list(self.skipped),
             "n_bootstrap": self.n_bootstrap}
 

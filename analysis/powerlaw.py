@@ -126,10 +126,25 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 0, seed: i
                        ci=ci, ci_level=level, band_x=band_x, band_lo=band_lo, band_hi=band_hi, samples=kept)
 
 
-def allocation_laws_dict(n_opt: "PowerLawFit", d_opt: "PowerLawFit") -> dict:
-    """fits.json entries shared by approaches 1 and 2: N_opt ~ C^a and D_opt ~ C^b with CIs."""
-    key = ci_key(n_opt.ci_level)
-    return {
-        "a": n_opt.exponent, "b": d_opt.exponent,
-        key: {"a": list(n_opt.ci.get("exponent", ())), "b": list(d_opt.ci.get("exponent", ()))},
-        "n_opt_fit": n_opt.to_dict(), "d_opt_fit": d_opt.to_dict()}
+class AllocationLaws:
+    """What approaches 1 and 2 share: the laws N_opt ~ C^a and D_opt ~ C^b (their fits are
+    dataclasses with `n_opt` and `d_opt` fields)."""
+
+    n_opt: "PowerLawFit"
+    d_opt: "PowerLawFit"
+
+    @property
+    def a(self) -> float:
+        return self.n_opt.exponent
+
+    @property
+    def b(self) -> float:
+        return self.d_opt.exponent
+
+    def allocation_dict(self) -> dict:
+        """fits.json entries of the two laws: exponents, their CIs, and the fits."""
+        key = ci_key(self.n_opt.ci_level)
+        return {
+            "a": self.a, "b": self.b,
+            key: {"a": list(self.n_opt.ci.get("exponent", ())), "b": list(self.d_opt.ci.get("exponent", ()))},
+            "n_opt_fit": self.n_opt.to_dict(), "d_opt_fit": self.d_opt.to_dict()}

@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness import diagnostics, losses
-from harness.config import TrainConfig
+from harness.config import TrainConfig, parse_override
 from harness.data import sampler as sampler_lib
 from harness.data import storage
 from harness.builder import make_learner
@@ -174,14 +173,6 @@ def _format_row(row: dict[str, Any]) -> str:
     return "  ".join(f"{k}={row[k]:.4g}" for k in _SHOWN if k in row)
 
 
-def _parse_override(text: str, hints: dict[str, Any]) -> tuple[str, Any]:
-    name, _, value = text.partition("=")
-    if name not in hints:
-        raise SystemExit(f"--set {text}: unknown TrainConfig field {name!r}")
-    kind = typing.get_args(hints[name])[0] if typing.get_origin(hints[name]) is typing.Union else hints[name]
-    return name, value if kind is str else json.loads(value) if kind is bool else kind(value)
-
-
 def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, tuple[float, float]]:
     """Per diagnostic, mean and std over runs (seeds) of each run's last two rows' mean."""
     keys = [k for k in runs[0][-1] if k not in ("step", "seconds")]
@@ -205,8 +196,10 @@ def main() -> None:
         dataset = "/tmp/pac-synthetic-bandit"
         if not storage.paths(dataset, SYNTHETIC_TASK)[1].exists():
             write_synthetic_dataset(dataset)
-    hints = typing.get_type_hints(TrainConfig)
-    overrides = dict(_parse_override(s, hints) for s in args.set)
+    try:
+        overrides = dict(map(parse_override, args.set))
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     runs = []
     for seed in args.seeds:
         config = TrainConfig(preset=args.preset, dataset=dataset, steps=args.steps, batch_size=args.batch_size,

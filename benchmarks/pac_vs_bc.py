@@ -28,13 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import typing
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from harness.config import TrainConfig
+from harness.config import TrainConfig, parse_override
 from harness.run_folder import write_atomic
 from harness.train import plan_run
 from analysis.returns import bootstrap_ci
@@ -147,17 +146,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
-    hints = typing.get_type_hints(TrainConfig)
-    name, _, value = text.partition("=")
-    if name not in hints:
-        raise SystemExit(f"--set {text}: unknown TrainConfig field {name!r}")
-    kind = hints[name]
-    if typing.get_origin(kind) is typing.Union:
-        kind = typing.get_args(kind)[0]
-    return name, value if kind is str else json.loads(value) if kind is bool else kind(value)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="results/data/demo")
@@ -181,12 +169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(not 0.0 <= a < 1.0 for a in args.alphas):
         parser.error(f"--alphas {args.alphas}: PAC alphas must be in [0, 1) (BC, alpha = 1, always runs)")
+    try:
+        overrides = dict(map(parse_override, args.set))
+    except ValueError as err:
+        parser.error(str(err))
     base = TrainConfig(preset=args.preset, dataset=args.dataset, tasks=tuple(args.tasks) if args.tasks else None,
                        steps=1, batch_size=args.batch_size, learning_rate=args.learning_rate,
                        eval_episodes=args.eval_episodes, log_every=max(1, args.steps // 20),
                        # One held-out evaluation, at the end: each costs as much as ~100 updates.
                        valid_every=args.steps, checkpoint_every=max(1, args.steps // 2),
-                       ).replace(**dict(map(_parse_override, args.set)))
+                       ).replace(**overrides)
     summary = run(base, args.steps, args.alphas, args.seeds, args.out, args.filter_fraction, args.parallel)
     for name, m in summary["methods"].items():
         r = m["normalized_return"]

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 from harness.config import TrainConfig
 from models import presets as presets_lib
+from models.config import checked_replace
 
 # Fields that only shape the dry run's time estimate: changing them does not change a cell.
 ESTIMATE_FIELDS = ("assumed_flops_per_second", "cell_overhead_seconds", "measured_flops_per_second", "measured_on")
@@ -144,11 +145,7 @@ class GridSpec:
                                  alpha=float(alpha), seed=int(seed))
 
     def replace(self, **changes: Any) -> "GridSpec":
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ValueError(f"unknown GridSpec field {unknown[0]!r}; valid: {', '.join(sorted(names))}")
-        return dataclasses.replace(self, **changes)
+        return checked_replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

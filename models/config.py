@@ -10,6 +10,16 @@ from __future__ import annotations
 import dataclasses
 
 _COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def checked_replace(config, **changes):
+    """`dataclasses.replace` that refuses an unknown field with one line naming it and the
+    valid ones (the project's frozen configs all replace through this)."""
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ValueError(f"unknown {type(config).__name__} field {unknown[0]!r}; valid: {', '.join(sorted(names))}")
+    return dataclasses.replace(config, **changes)
 _OBS_VALUE_EMBEDDINGS = ("lookup", "linear")
 _ATTENTION_KERNELS = ("einsum", "xla", "cudnn")
 
@@ -88,11 +98,7 @@ class PACConfig:
 
     def replace(self, **overrides) -> "PACConfig":
         """A copy with fields replaced; an unknown field is a one-line ValueError."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown PACConfig field {unknown[0]!r}; valid fields: {', '.join(sorted(names))}")
-        return dataclasses.replace(self, **overrides)
+        return checked_replace(self, **overrides)
 
     def validate(self) -> "PACConfig":
         """Raises a one-line ValueError naming the first bad field; returns self if fine."""
