@@ -37,7 +37,7 @@ from models import discretization
 from models.networks import PACInputs, PACNetworks, dummy_inputs
 
 
-# Folded into the run's key for the batches drawn on the device (`Learner.sampled_chunk`).
+# Folded into the run's key for the batches drawn on the device (`Learner.compile_chunk`).
 _DATA_STREAM = 0x0DA7A
 
 
@@ -215,14 +215,6 @@ class Learner:
         axis of K): the same updates as K calls of `update`; metrics come back stacked [K]."""
         return self._update_chunk_jit(state, batches, self.constants)
 
-    def sampled_chunk(self, state: TrainingState, data: SplitArrays, length: int) -> tuple[TrainingState, dict[str, Any]]:
-        """`length` (>= 1) updates in one dispatch, each on a batch drawn on the device from
-        `data` (a split placed there once, see `place_data`): batch k is a pure function of
-        (seed, k), so a resumed run sees the same batches. The length is an argument of one
-        compiled loop, not a shape: chunks of any length share one program. Returns the
-        metrics of the chunk's last update."""
-        return self._sampled_chunk_jit(state, data, self.constants, jnp.asarray(length, jnp.int32))
-
     def planned_bytes(self, state: TrainingState, data: SplitArrays | None = None,
                       batch: Batch | None = None) -> int:
         """Device bytes XLA's memory plan gives the training program (arguments, outputs
@@ -237,7 +229,7 @@ class Learner:
                       constants: RunConstants | None = None) -> tuple[Any, int]:
         """The device-sampled chunk compiled ahead of time for these shapes: one run, or a
         pack when `constants` (and `state`) are stacked (see `stack`). Returns (chunk, planned
-        device bytes), where chunk(state, length) -> (state, metrics) runs `sampled_chunk`
+        device bytes), where chunk(state, length) -> (state, metrics) runs `_sampled_chunk`
         (for a pack: jax.vmap of it over the runs, each drawing its own batches from its own
         seed) on `data` without compiling again, so the training loop and its memory check
         share one compilation."""
@@ -393,6 +385,11 @@ class Learner:
         return metrics, sampled_q, grads
 
     def _sampled_chunk(self, state: TrainingState, data: SplitArrays, constants: RunConstants, length: jax.Array):
+        """`length` (>= 1) updates, each on a batch drawn on the device from `data` (a split
+        placed there once, see `place_data`): batch k is a pure function of (seed, k), so a
+        resumed run sees the same batches. The length is an argument of one compiled loop,
+        not a shape: chunks of any length share one program. Returns the metrics of the
+        chunk's last update."""
         batch_size = self.hyperparams.batch_size
 
         def batch_at(step):

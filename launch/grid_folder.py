@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+from harness import run_folder
 from harness.run_folder import write_atomic
 from launch import index as index_lib
 from launch.cells import Cell, expand
@@ -89,7 +90,7 @@ def initial_rows(cells: Sequence[Cell], directory: Path) -> dict[str, dict[str, 
     rows = {}
     for cell in cells:
         row = cell.row()
-        result = index_lib.read_result(directory / cell.name)
+        result = run_folder.read_result(directory / cell.name)
         if cell.skipped:
             row["status"] = "skipped"
         elif result is not None:

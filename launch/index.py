@@ -25,7 +25,6 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness import run_folder
 from harness.run_folder import write_atomic
 
 CELL_COLUMNS = ("cell", "preset", "params", "params_nonembedding", "budget_flops", "alpha", "seed", "steps", "status",
@@ -44,10 +43,6 @@ def result_columns(result: Mapping[str, Any], cell_dir: Path) -> dict[str, Any]:
     for split in ("valid", "train"):
         row.update({f"{split}_{name}": value for name, value in (result.get(split) or {}).items() if "/" not in name})
     return row
-
-
-def read_result(cell_dir: Path) -> dict[str, Any] | None:
-    return run_folder.read_result(cell_dir)
 
 
 def read_index(grid_dir: Path) -> dict[str, dict[str, str]]:

@@ -220,7 +220,7 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
         wall = time.time() - run.start
         for cell in run.cells:
             row = rows[cell.name]
-            result = index_lib.read_result(directory / cell.name)
+            result = run_folder.read_result(directory / cell.name)
             finished += 1
             if returncode == 0 and result is not None:
                 row.update(status="done", wall_seconds=round(wall, 2), error=None,
