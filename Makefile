@@ -12,7 +12,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE ?= false
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,xm]'
+	$(BIN)/pip install -q -e '.[test,xm,minari,tensorboard]'
 	touch $(STAMP)
 
 install: $(STAMP)

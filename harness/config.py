@@ -23,6 +23,9 @@ from models.config import checked_replace
 
 # The training state counts steps in int32.
 MAX_STEPS = 2**31 - 1
+# Fields that change only what a run writes, not what it computes: a run folder or a grid
+# resumes whatever they are set to.
+OUTPUT_FIELDS = ("tensorboard",)
 # The allowed values of TrainConfig's string fields (validate() checks them; the CLI lists them).
 CHOICES: dict[str, tuple[str, ...]] = {
     "temperature": ("dual", "fixed"), "eval_mode": ("mode", "sample"), "target_update": ("polyak", "hard"),
@@ -107,6 +110,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     eval_episodes: int = 2  # per task, in the real environment, after training.
     eval_mode: str = "mode"  # 'mode' (most likely bin) or 'sample'.
+    # Also write the metrics as TensorBoard event files in <run>/tensorboard/ (needs the
+    # [tensorboard] extra). Output only: not part of what defines a run or a grid.
+    tensorboard: bool = False
     seed: int = 0
     # The training split lives on the device and batches are drawn there, updates_per_dispatch
     # updates in one jitted call (lax.scan); chunks end at every log, validation and
@@ -186,6 +192,12 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return checked_replace(self, **changes)
+
+    @classmethod
+    def identity_of(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """What defines a run, from a config's JSON: OUTPUT_FIELDS left out, and fields the
+        JSON lacks (a config written before they existed) at their defaults."""
+        return {k: v for k, v in cls.from_json(data).to_json().items() if k not in OUTPUT_FIELDS}
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -1,11 +1,14 @@
 """Evaluation in the real environments: roll the trained policy out in each task's
-dm_control environment (with the dataset's action repeat) and normalize its return:
-0 = the random policy's return, 1 = the best episode in the dataset.
+environment (dm_control with the dataset's action repeat, or the Gymnasium environment
+of data imported from Minari) and normalize its return: 0 = the task's random reference,
+1 = its expert reference (the spec's random_return and expert_return). Tasks with D4RL
+references (imported from Minari) also get the D4RL score, 100 x (return - ref_min) /
+(ref_max - ref_min).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +34,12 @@ def make_policy(networks: PACNetworks, mode: str):
     return jax.jit(act)
 
 
-def evaluate(networks: PACNetworks, params, task_names: Sequence[str], return_bounds: Mapping[str, tuple[float, float]],
-             episodes: int, mode: str = "mode", seed: int = 0,
+def evaluate(networks: PACNetworks, params, task_specs: Sequence[Mapping[str, Any]], episodes: int,
+             mode: str = "mode", seed: int = 0,
              normalizer: ObservationNormalizer | None = None) -> dict[str, dict[str, float]]:
-    """Per task: mean raw return over `episodes` episodes, and its normalized value.
+    """Per task (in the order of `task_specs`, the dataset's specs: the task ids): mean raw
+    return over `episodes` episodes, its normalized value, and its D4RL score where the
+    task has D4RL references.
 
     The episodes of one task run in lockstep, so the policy is applied to a batch.
     `normalizer` must be the training sampler's, so the policy sees what it trained on.
@@ -43,8 +48,9 @@ def evaluate(networks: PACNetworks, params, task_names: Sequence[str], return_bo
     policy = make_policy(networks, mode)
     key = jax.random.key(seed)
     results = {}
-    for task_id, name in enumerate(task_names):
-        envs = [tasks_lib.make_environment(name, seed=EVAL_SEED_OFFSET + 1000 * seed + i) for i in range(episodes)]
+    for task_id, spec in enumerate(task_specs):
+        name = spec["task"]
+        envs = [tasks_lib.environment_for(spec, seed=EVAL_SEED_OFFSET + 1000 * seed + i) for i in range(episodes)]
         obs_dim, act_dim = envs[0].observation_dim, envs[0].action_dim
         obs_mask = np.zeros((episodes, config.max_obs_dim), bool)
         obs_mask[:, :obs_dim] = True
@@ -67,7 +73,12 @@ def evaluate(networks: PACNetworks, params, task_names: Sequence[str], return_bo
                 observations[i, :obs_dim] = obs
                 returns[i] += reward
                 done[i] = last
-        low, high = return_bounds[name]
+        for env in envs:
+            getattr(env, "close", lambda: None)()
+        low, high = float(spec["random_return"]), float(spec["expert_return"])
         mean = float(returns.mean())
         results[name] = {"return": mean, "normalized_return": (mean - low) / max(high - low, 1e-8)}
+        if spec.get("d4rl_reference"):
+            ref_min, ref_max = spec["d4rl_reference"]
+            results[name]["d4rl_score"] = 100.0 * (mean - ref_min) / max(ref_max - ref_min, 1e-8)
     return results

@@ -9,6 +9,11 @@ rewrite, so a resumed run's file equals an uninterrupted run's. A file that is n
 this run writes (not the base columns first, a row that does not parse, steps out of
 order) is never rewritten: it is kept aside under a new name and the run says so. Each
 (step, split) is written once.
+
+With `tensorboard=True` every numeric value also goes to TensorBoard event files in
+<run>/tensorboard/ (tensorboardX; tag `split/metric`), beside the CSV, never instead of
+it. A resumed run starts its events with a purge at the restored step, so TensorBoard
+drops what the killed run logged after its checkpoint, as the CSV does.
 """
 
 from __future__ import annotations
@@ -26,10 +31,23 @@ from harness.run_folder import write_atomic
 BASE_COLUMNS = ("step", "split", "flops", "examples", "tokens", "wall_time")
 
 
+TENSORBOARD_DIR = "tensorboard"
+
+
+def tensorboard_writer(directory: Path, resume_step: int | None):
+    """A tensorboardX SummaryWriter, or a one-line error saying how to install it."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ImportError("tensorboard=True needs tensorboardX: pip install 'pac-scaling[tensorboard]'") from None
+    return SummaryWriter(str(directory), purge_step=None if resume_step is None else resume_step + 1, flush_secs=30)
+
+
 class MetricsWriter:
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None,
-                 log: Callable[[str], None] = lambda _: None):
+                 log: Callable[[str], None] = lambda _: None, tensorboard: bool = False):
         self.path = Path(path)
+        self._tensorboard = tensorboard_writer(self.path.parent / TENSORBOARD_DIR, resume_step) if tensorboard else None
         self.columns = list(BASE_COLUMNS)
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():
@@ -99,9 +117,16 @@ class MetricsWriter:
             self._rewrite(rows)
         self._writer.writerow({k: _format(v) for k, v in row.items()})
         self._file.flush()
+        if self._tensorboard is not None:
+            step = int(row["step"])
+            for name, value in row.items():
+                if name not in BASE_COLUMNS and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tensorboard.add_scalar(f"{row['split']}/{name}", float(value), step)
 
     def close(self) -> None:
         self._file.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
 
 
 def _format(value: Any) -> Any:

@@ -96,8 +96,8 @@ def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, 
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if path.exists():
-        saved = _read_train_section(path)
-        mine = config.to_json()
+        saved = TrainConfig.identity_of(_read_train_section(path))
+        mine = TrainConfig.identity_of(config.to_json())
         changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
         if changed:
             k = changed[0]

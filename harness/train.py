@@ -54,6 +54,9 @@ class RunPlan:
     model: PACConfig
     task_names: tuple[str, ...]
     action_repeats: tuple[int, ...]
+    # Per task, the factor that brings its per-step rewards into [-1, 1] (dm_control: 1 /
+    # action repeat, since rewards are in [0, 1] per control step; imported data: its spec's).
+    reward_scales: tuple[float, ...]
     steps: int
     flops_per_update: int
     params: int
@@ -88,9 +91,10 @@ def plan_run(config: TrainConfig) -> RunPlan:
         compute_dtype=config.compute_dtype,
         obs_value_embedding=config.obs_value_embedding,
         attention=config.attention,
-        # Rewards are scaled to [0, 1] per step (see `train`), so returns, and the
-        # distributional critic's support, lie in [0, 1 / (1 - discount)].
-        v_min=0.0,
+        # Rewards are scaled into [0, 1] per step (sampler_options), or [-1, 1] where some
+        # task's rewards go negative, so returns, and the distributional critic's support,
+        # lie in [0 or -1 / (1 - discount), 1 / (1 - discount)].
+        v_min=-1.0 / (1.0 - config.discount) if any(storage.reward_range(s)[0] < 0 for s in specs) else 0.0,
         v_max=1.0 / (1.0 - config.discount),
     )
     flops = counts.train_flops_per_update(model, config.batch_size, config.num_sampled_actions, config.num_target_actions,
@@ -109,6 +113,7 @@ def plan_run(config: TrainConfig) -> RunPlan:
         model=model,
         task_names=names,
         action_repeats=tuple(int(s["action_repeat"]) for s in specs),
+        reward_scales=tuple(storage.reward_scale(s) for s in specs),
         steps=steps,
         flops_per_update=flops,
         params=counts.param_count(model),
@@ -119,12 +124,12 @@ def plan_run(config: TrainConfig) -> RunPlan:
 
 def sampler_options(config: TrainConfig, plan: RunPlan) -> dict[str, Any]:
     """The Sampler arguments a run's train and held-out samplers share: the model's padded
-    sizes, the split, the task weighting, the Monte-Carlo discount, and rewards scaled to
-    [0, 1] per step (divided by the task's action repeat)."""
+    sizes, the split, the task weighting, the Monte-Carlo discount, and rewards scaled into
+    [-1, 1] per step (dm_control: divided by the task's action repeat, into [0, 1])."""
     return dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
                 valid_fraction=config.valid_fraction, task_weighting=config.task_weighting,
                 mc_discount=config.discount,
-                reward_scale={n: 1.0 / r for n, r in zip(plan.task_names, plan.action_repeats)})
+                reward_scale=dict(zip(plan.task_names, plan.reward_scales)))
 
 
 def _finite_or_raise(metrics: dict[str, float], step: int, last_checkpoint: int | None, run_dir: Path) -> None:
@@ -277,9 +282,9 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     def run_state(i: int):
         return learner_lib.unstack(state, i) if packed else state
 
-    tasks = plan.task_names
     # metrics.csv's columns are the names the learner, the held-out set and the evaluation return.
-    writers = [MetricsWriter(d / run_folder.METRICS_FILE, resume_step=start if start else None, log=log)
+    writers = [MetricsWriter(d / run_folder.METRICS_FILE, resume_step=start if start else None, log=log,
+                             tensorboard=config.tensorboard)
                if process == 0 else _NoWriter() for d in run_dirs]
     # Every process evaluates the same held-out set: its slice of each global batch.
     valid_batch = config.valid_batch_size
@@ -413,13 +418,12 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     for i in runs:
         returns = {}
         if configs[i].eval_episodes and process == 0:
-            returns = evaluation.evaluate(networks, host_local(run_state(i).params), tasks, dataset.return_bounds(),
+            returns = evaluation.evaluate(networks, host_local(run_state(i).params), [t.spec for t in dataset.tasks],
                                           configs[i].eval_episodes, configs[i].eval_mode, configs[i].seed,
                                           train_sampler.normalizer)
             row = {**counters(plan.steps), "split": "eval", "wall_time": time.time(),
                    "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()]))}
-            for name, r in returns.items():
-                row[f"return/{name}"], row[f"normalized_return/{name}"] = r["return"], r["normalized_return"]
+            row.update({f"{key}/{name}": value for name, r in returns.items() for key, value in r.items()})
             writers[i].write(row)
         writers[i].close()
         checkpointers[i].close()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from harness import run_folder
+from harness.config import TrainConfig
 from harness.run_folder import write_atomic
 from launch import index as index_lib
 from launch.cells import Cell, expand
@@ -45,6 +46,7 @@ def check_grid_dir(spec: GridSpec, directory: Path) -> None:
         return
     try:
         saved = json.loads(path.read_text())["identity"]
+        saved["base"] = TrainConfig.identity_of(saved["base"])  # fields added since: their defaults
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: unreadable grid spec ({err}); use another --results") from None
     mine = json.loads(json.dumps(spec.identity()))

@@ -157,6 +157,7 @@ class GridSpec:
         data = self.to_json()
         for field in ESTIMATE_FIELDS + EXECUTION_FIELDS + ("results_root",):
             data.pop(field)
+        data["base"] = TrainConfig.identity_of(data["base"])
         return data
 
     @classmethod

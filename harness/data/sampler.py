@@ -91,11 +91,6 @@ class MultiTaskDataset:
     def num_transitions(self) -> int:
         return sum(t.num_transitions for t in self.tasks)
 
-    def return_bounds(self) -> dict[str, tuple[float, float]]:
-        """Per task (random reference, expert reference): normalization's 0 and 1 (D4RL-style:
-        mean return of uniform-random episodes; best snapshot's mean return)."""
-        return {t.task: (float(t.spec["random_return"]), float(t.spec["expert_return"])) for t in self.tasks}
-
     def split_episodes(self, valid_fraction: float = 0.1) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per task, (train, valid) episode ids; a held-out split by whole episodes.
 

@@ -3,8 +3,9 @@
 Why not Minari: see the module docs in the README ("Dataset format"). In short, Minari
 stores one Arrow record per episode and reads episodes back one Python object at a
 time; the project needs whole tasks as contiguous arrays and a checksum-verified,
-versioned spec, and dm_control tasks are not Gymnasium environments. The format here is
-plain numpy, readable without this package:
+versioned spec, and dm_control tasks are not Gymnasium environments. Minari datasets
+convert both ways (harness/data/minari_io.py, `pac data --import-minari/--export-minari`).
+The format here is plain numpy, readable without this package:
 
 `<task>.npz` (compressed) holds episodes back to back:
   observations   float32 [sum(len_e + 1), obs_dim]  o_0 .. o_T of every episode
@@ -18,7 +19,9 @@ plain numpy, readable without this package:
   episode_lengths, episode_returns, episode_source, episode_policy_step,
   episode_snapshot, episode_quality                 [num_episodes]
 episode_source: 0 = uniform random policy, 1 = a learner snapshot sampling its stochastic
-policy (exploration noise), 2 = a learner snapshot acting with its mean action.
+policy (exploration noise), 2 = a learner snapshot acting with its mean action, 3 =
+imported (harness/data/minari_io.py: behaviour unknown, snapshot -2, quality = the
+episode's own return).
 
 `<task>.json` is the spec: format and generator version, task, dims, action repeat,
 counts, each array's shape and dtype, the npz's sha256, the normalization references
@@ -45,7 +48,8 @@ import numpy as np
 FORMAT = "pac-offline"
 GENERATOR_VERSION = 2  # 2: snapshot rollouts, quality tags, D4RL-style references
 
-SOURCE_RANDOM, SOURCE_SNAPSHOT_SAMPLED, SOURCE_SNAPSHOT_MEAN = 0, 1, 2
+SOURCE_RANDOM, SOURCE_SNAPSHOT_SAMPLED, SOURCE_SNAPSHOT_MEAN, SOURCE_IMPORTED = 0, 1, 2, 3
+SNAPSHOT_RANDOM, SNAPSHOT_UNKNOWN = -1, -2
 FIRST, MID, LAST = 0, 1, 2
 
 ARRAY_DTYPES: Mapping[str, str] = {
@@ -136,6 +140,19 @@ def build_arrays(episodes: list[Mapping[str, np.ndarray]], observation_dim: int,
         "episode_snapshot": np.array([e["snapshot"] for e in episodes], np.int32),
         "episode_quality": np.array([e["quality"] for e in episodes], np.float32),
     }
+
+
+def reward_range(spec: Mapping[str, Any]) -> tuple[float, float]:
+    """A task's per-step reward range: the spec's (imported data), else dm_control's
+    [0, 1] per control step summed over the action repeat."""
+    low, high = spec.get("reward_range") or (0.0, float(spec["action_repeat"]))
+    return float(low), float(high)
+
+
+def reward_scale(spec: Mapping[str, Any]) -> float:
+    """The factor that brings a task's per-step rewards into [-1, 1] for the critic."""
+    largest = max(abs(v) for v in reward_range(spec))
+    return 1.0 / largest if largest > 0 else 1.0
 
 
 def _sha256(path: Path) -> str:

@@ -167,3 +167,15 @@ class TaskEnvironment:
 
 def make_environment(name: str, seed: int) -> TaskEnvironment:
     return TaskEnvironment(get_task(name), seed)
+
+
+def environment_for(task_spec: Mapping, seed: int):
+    """The environment a dataset's task was recorded in, from its spec: the Gymnasium
+    environment of data imported from Minari, else the dm_control task it names (an
+    imported dm_control task names it in its "environment" entry)."""
+    environment = task_spec.get("environment") or {}
+    if environment.get("kind") == "gymnasium":
+        from harness.data.gymnasium_env import GymnasiumEnvironment
+
+        return GymnasiumEnvironment(environment, seed)
+    return make_environment(environment.get("task", task_spec["task"]), seed)

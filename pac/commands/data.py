@@ -4,6 +4,8 @@
   pac data --tasks walker-walk --transitions-per-task 1000000 --out data/
   pac data --stats results/data/demo                   # the quality report
   pac data --list                                      # the known tasks and presets
+  pac data --import-minari mujoco/hopper/medium-v0 --out data/mixed   # a Minari dataset on disk
+  pac data --export-minari results/data/demo walker-walk              # our task as a Minari dataset
 
 Generation learns each task with SAC (snapshots cached in OUT/snapshots/), then rolls
 the snapshots out in worker processes; see harness/data/generate.py.
@@ -46,10 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="regenerate tasks even if cached")
     parser.add_argument("--stats", metavar="DIR", help="print the statistics report of a dataset and exit")
     parser.add_argument("--list", action="store_true", help="list known tasks and presets and exit")
+    parser.add_argument("--import-minari", nargs="+", metavar="ID_OR_PATH",
+                        help="import Minari datasets already on disk (ids under MINARI_DATASETS_PATH, or folders) "
+                             "as tasks of --out, beside any tasks there; nothing is downloaded")
+    parser.add_argument("--export-minari", nargs="+", metavar=("DIR", "TASK"),
+                        help="write tasks of dataset DIR as Minari datasets pac/<task>/offline-v0 under "
+                             "MINARI_DATASETS_PATH")
+    parser.add_argument("--minari-format", choices=("arrow", "hdf5"), default="arrow",
+                        help="storage of exported Minari datasets (default: %(default)s; hdf5 needs h5py)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.data import generate, online, stats, tasks
+    from harness.data import generate, online, stats, storage, tasks
 
     if args.list:
         for name, spec in tasks.TASKS.items():
@@ -59,6 +69,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.stats:
         print(stats.format_report(args.stats))
+        return 0
+    if args.import_minari or args.export_minari:
+        from harness.data import minari_io
+
+        if args.export_minari:
+            if len(args.export_minari) < 2:
+                raise ValueError(f"--export-minari {' '.join(args.export_minari)}: give the dataset folder, then one "
+                                 f"or more of its tasks")
+            directory, names = args.export_minari[0], args.export_minari[1:]
+            for name in names:
+                storage.read_spec(directory, name)  # a missing task fails before any is written
+            for name in names:
+                print(f"exported {name} as Minari dataset {minari_io.export_task(directory, name, data_format=args.minari_format)} "
+                      f"under {minari_io.datasets_root()}")
+        if args.import_minari:
+            names = minari_io.import_datasets(args.import_minari, args.out, seed=args.seed)
+            print(stats.format_report(args.out, names))
         return 0
     learner = dataclasses.replace(online.LearnerConfig(), agent_steps=args.learner_steps, stop_return=args.stop_return,
                                   snapshot_every=args.snapshot_every, seed=args.seed)
