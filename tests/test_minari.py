@@ -19,8 +19,8 @@ gym = pytest.importorskip("gymnasium")
 from minari.data_collector import EpisodeBuffer  # noqa: E402
 
 from harness.config import TrainConfig  # noqa: E402
-from harness.data import minari_io, storage  # noqa: E402
-from harness.train import train  # noqa: E402
+from harness.data import minari_io, storage, tasks  # noqa: E402
+from harness.train import plan_run, train  # noqa: E402
 
 PENDULUM_GAINS = np.array([1.0, 10.0, 1.0, 1.0])  # a PD controller that balances InvertedPendulum-v5
 MAX_STEPS = 40
@@ -53,13 +53,34 @@ def _record_pendulum(dataset_id: str, episodes: int = 8, refs: bool = True, seed
     return dataset
 
 
-def test_import_train_with_dm_control_and_evaluate_in_gymnasium(minari_root, tiny_dataset_dir, tmp_path):
+def _record_reacher(dataset_id: str, episodes: int = 4, seed: int = 0):
+    """Uniform-random Reacher-v5 episodes: 10 observations, 2 actions, negative rewards, no
+    termination (every episode is truncated), no reference scores."""
+    collector = minari.DataCollector(gym.make("Reacher-v5", max_episode_steps=MAX_STEPS), data_format="arrow")
+    collector.action_space.seed(seed)
+    for episode in range(episodes):
+        collector.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = collector.step(collector.action_space.sample())
+            done = terminated or truncated
+    with pytest.warns(UserWarning):
+        dataset = collector.create_dataset(dataset_id=dataset_id, algorithm_name="uniform random")
+    collector.close()
+    return dataset
+
+
+def test_import_train_with_dm_control_and_evaluate_in_gymnasium(minari_root, tiny_dataset_dir, tmp_path, capsys):
     source = _record_pendulum("test/invertedpendulum/mixed-v0")
+    _record_reacher("test/reacher/random-v0")
     data = tmp_path / "mixed"
     shutil.copytree(tiny_dataset_dir, data)
-    name = minari_io.import_dataset("test/invertedpendulum/mixed-v0", data)
-    assert name == "test-invertedpendulum-mixed-v0"
-    assert set(storage.list_tasks(data)) == {"cartpole-swingup", "point_mass-easy", name}
+    # Two Minari datasets in one command, beside the dm_control tasks already in the folder.
+    assert cli.main(["data", "--import-minari", "test/invertedpendulum/mixed-v0", "test/reacher/random-v0",
+                     "--out", str(data)]) == 0
+    assert "test-reacher-random-v0" in capsys.readouterr().out  # the statistics report of what came in
+    name, reacher = "test-invertedpendulum-mixed-v0", "test-reacher-random-v0"
+    assert set(storage.list_tasks(data)) == {"cartpole-swingup", "point_mass-easy", name, reacher}
 
     task = storage.read_task(data, name)
     episodes = list(source.iterate_episodes())
@@ -79,17 +100,33 @@ def test_import_train_with_dm_control_and_evaluate_in_gymnasium(minari_root, tin
     # InvertedPendulum-v5 pays 1 a step the pole stands, 0 on the step it falls.
     assert task.spec["reward_range"] == [0.0, 1.0] and storage.reward_scale(task.spec) == 1.0
 
+    # Reacher: 10 observations and 2 actions beside cartpole's 5 and 1; rewards below 0.
+    reach = storage.read_task(data, reacher)
+    assert (reach.observation_dim, reach.action_dim) == (10, 2)
+    assert reach.spec["reward_range"][1] < 0 and storage.reward_scale(reach.spec) == pytest.approx(
+        1.0 / abs(reach.spec["reward_range"][0]))
+    assert reach.spec["random_episodes"] == minari_io.RANDOM_EPISODES and reach.spec["d4rl_reference"] is None
+    assert (reach.arrays["discounts"] == 1.0).all()  # truncated at the time limit, never terminated
+
     config = TrainConfig(preset="tiny", dataset=str(data), steps=12, batch_size=16, log_every=6, valid_every=12,
                          checkpoint_every=12, valid_examples_per_task=32, valid_batch_size=16, eval_episodes=2,
                          num_sampled_actions=4)
+    plan = plan_run(config)
+    assert (plan.model.max_obs_dim, plan.model.max_action_dim, plan.model.num_tasks) == (10, 2, 4)
+    assert plan.model.v_min < 0  # a task's rewards go below 0: the critic's support does too
     result = train(config, tmp_path / "run", progress=False)
     pendulum = result["returns"][name]
     assert 1.0 <= pendulum["return"] <= MAX_STEPS  # real episodes of the real environment
     assert pendulum["d4rl_score"] == pytest.approx(100.0 * (pendulum["return"] - 5.0) / (MAX_STEPS - 5.0))
     assert pendulum["d4rl_score"] == pytest.approx(100.0 * pendulum["normalized_return"])
-    assert "d4rl_score" not in result["returns"]["cartpole-swingup"]  # dm_control tasks have no D4RL refs
+    print(f"tiny model, 12 updates: InvertedPendulum return {pendulum['return']:.1f}, "
+          f"D4RL score {pendulum['d4rl_score']:.1f}; Reacher return {result['returns'][reacher]['return']:.1f}")
+    assert -5.0 * MAX_STEPS < result["returns"][reacher]["return"] < 0.0
+    for task in ("cartpole-swingup", reacher):  # no D4RL references: no D4RL score
+        assert "d4rl_score" not in result["returns"][task]
     eval_row = pd.read_csv(tmp_path / "run" / "metrics.csv").query("split == 'eval'")
     assert eval_row[f"d4rl_score/{name}"].iloc[0] == pytest.approx(pendulum["d4rl_score"])
+    assert eval_row[f"return/{reacher}"].iloc[0] == pytest.approx(result["returns"][reacher]["return"])
 
 
 def test_references_are_measured_where_the_dataset_has_none(minari_root, tmp_path):
@@ -101,6 +138,34 @@ def test_references_are_measured_where_the_dataset_has_none(minari_root, tmp_pat
     assert spec["random_episodes"] == 5 and 1.0 <= spec["random_return"] < 15.0
     assert spec["expert_return"] == float(task.arrays["episode_returns"].max())
     assert spec["d4rl_reference"] is None
+
+
+def test_an_environment_without_time_limit_gets_the_longest_episode(minari_root, tmp_path):
+    """Else a random reference or an evaluation episode could run forever."""
+    _record_pendulum("test/invertedpendulum/nolimit-v0", episodes=3)
+    metadata_path = minari_root / "test" / "invertedpendulum" / "nolimit-v0" / "data" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    env_spec = json.loads(metadata["env_spec"])
+    env_spec["max_episode_steps"] = None
+    metadata["env_spec"] = json.dumps(env_spec)
+    metadata_path.write_text(json.dumps(metadata))
+    assert minari.load_dataset("test/invertedpendulum/nolimit-v0").recover_environment().spec.max_episode_steps is None
+
+    name = minari_io.import_dataset("test/invertedpendulum/nolimit-v0", tmp_path / "data", random_episodes=2)
+    task = storage.read_task(tmp_path / "data", name)
+    limit = int(task.arrays["episode_lengths"].max())
+    assert task.spec["environment"]["max_episode_steps"] == limit == MAX_STEPS
+    env = tasks.environment_for(task.spec, seed=0)
+    observation, steps, last = env.reset(), 0, False
+    while not last:  # the PD controller balances: only the limit ends the episode
+        action = np.clip(PENDULUM_GAINS @ observation, -3.0, 3.0) / 3.0  # on [-1, 1], as the policy acts
+        observation, _, discount, last = env.step(np.array([action]))
+        steps += 1
+    assert (steps, discount) == (limit, 1.0)
+    env.close()
+    # Exported, the limit goes with its EnvSpec.
+    exported = minari.load_dataset(minari_io.export_task(tmp_path / "data", name))
+    assert exported.recover_environment().spec.max_episode_steps == limit
 
 
 def test_export_then_import_round_trip(minari_root, tiny_dataset_dir, tmp_path):
@@ -120,6 +185,83 @@ def test_export_then_import_round_trip(minari_root, tiny_dataset_dir, tmp_path):
     assert storage.reward_scale(back.spec) == storage.reward_scale(original.spec) == 0.5  # 1 / action repeat
     assert (back.spec["random_return"], back.spec["expert_return"]) == (original.spec["random_return"],
                                                                         original.spec["expert_return"])
+
+
+def test_gymnasium_task_round_trip(minari_root, tmp_path):
+    """An imported Gymnasium task exported again: its environment and bounds go with it."""
+    _record_pendulum("test/invertedpendulum/trip-v0", episodes=4)
+    name = minari_io.import_dataset("test/invertedpendulum/trip-v0", tmp_path / "data")
+    original = storage.read_task(tmp_path / "data", name)
+    dataset_id = minari_io.export_task(tmp_path / "data", name)
+    loaded = minari.load_dataset(dataset_id)
+    env = loaded.recover_environment()  # the same environment, its time limit included
+    assert (env.spec.id, env.spec.max_episode_steps) == ("InvertedPendulum-v5", MAX_STEPS)
+    env.close()
+    assert loaded.action_space.high.tolist() == [3.0]
+    np.testing.assert_allclose(np.concatenate([e.actions for e in loaded.iterate_episodes()]),
+                               3.0 * original.arrays["actions"], rtol=1e-6)
+
+    back = storage.read_task(tmp_path / "back", minari_io.import_dataset(dataset_id, tmp_path / "back"))
+    for array in ("observations", "step_type", "rewards", "discounts", "episode_lengths", "episode_returns"):
+        np.testing.assert_array_equal(back.arrays[array], original.arrays[array], err_msg=array)
+    # [-1, 1] -> [-3, 3] -> [-1, 1] in float32: equal up to rounding.
+    np.testing.assert_allclose(back.arrays["actions"], original.arrays["actions"], atol=1e-6)
+    for key in ("environment", "d4rl_reference", "random_return", "expert_return", "reward_range"):
+        assert back.spec[key] == original.spec[key], key
+    # Nothing of the staging folder is left, and Minari lists exactly what was made.
+    assert not list(minari_root.glob(".pac-export-*"))
+    assert sorted(minari.list_local_datasets()) == ["pac/test-invertedpendulum-trip-v0/offline-v0",
+                                                    "test/invertedpendulum/trip-v0"]
+
+
+def test_hdf5_export(minari_root, tiny_dataset_dir):
+    """hdf5 where h5py is installed (it is not part of the extra); else a one-line error
+    that leaves nothing behind, so the same id can be exported as arrow right after."""
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        with pytest.raises(storage.DatasetError, match="h5py") as err:
+            minari_io.export_task(tiny_dataset_dir, "point_mass-easy", data_format="hdf5")
+        assert len(str(err.value).splitlines()) == 1
+        assert minari.list_local_datasets() == {} and not list(minari_root.glob(".pac-export-*"))
+        minari_io.export_task(tiny_dataset_dir, "point_mass-easy")
+    else:
+        minari_io.export_task(tiny_dataset_dir, "point_mass-easy", data_format="hdf5")
+    loaded = minari.load_dataset("pac/point_mass-easy/offline-v0")
+    assert loaded.total_steps == storage.read_task(tiny_dataset_dir, "point_mass-easy").num_transitions
+
+
+NO_EXTRAS = """
+import sys
+
+class Missing:  # as if the [minari] and [tensorboard] extras were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("minari", "gymnasium", "tensorboardX"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, Missing())
+import harness.train, harness.evaluation, harness.data.minari_io, harness.data.tasks  # the core imports
+from harness.metrics_log import MetricsWriter
+from pac import cli
+
+try:
+    MetricsWriter(sys.argv[1] + "/metrics.csv", tensorboard=True)
+except ImportError as err:
+    print("tensorboard:", err)
+sys.exit(cli.main(["data", "--import-minari", "any/dataset-v0", "--out", sys.argv[1]]))
+"""
+
+
+def test_core_works_without_the_extras(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", NO_EXTRAS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.strip() == "tensorboard: tensorboard=True needs tensorboardX: pip install 'pac-scaling[tensorboard]'"
+    assert done.stderr.strip() == ("pac data: error: Minari import and export need minari: "
+                                   "pip install 'pac-scaling[minari]'")
 
 
 def test_pac_data_import_and_export_commands(minari_root, tiny_dataset_dir, tmp_path, capsys):

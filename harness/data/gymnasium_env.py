@@ -38,10 +38,12 @@ def make_gymnasium(env_spec_json: str, **kwargs: Any):
 
 class GymnasiumEnvironment:
     """`environment` is a task spec's "environment" entry: {"kind": "gymnasium",
-    "env_spec": <EnvSpec JSON>, "action_low": [...], "action_high": [...]}."""
+    "env_spec": <EnvSpec JSON>, "action_low": [...], "action_high": [...]}, and
+    "max_episode_steps" where the EnvSpec has no time limit (the import sets one)."""
 
     def __init__(self, environment: Mapping[str, Any], seed: int):
-        self._env = make_gymnasium(environment["env_spec"])
+        limit = environment.get("max_episode_steps")
+        self._env = make_gymnasium(environment["env_spec"], **({"max_episode_steps": int(limit)} if limit else {}))
         self._seed = seed
         self._seeded = False
         self._low = np.asarray(environment["action_low"], np.float64)

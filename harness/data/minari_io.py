@@ -26,11 +26,15 @@ Minari and Gymnasium are optional: `pip install 'pac-scaling[minari]'`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -169,6 +173,13 @@ def import_dataset(id_or_path: str, out: str | os.PathLike, name: str | None = N
     environment, env = _environment(dataset, source, metadata)
     episodes = _episodes(dataset, source, low, high, obs_dim, action_dim)
     arrays = storage.build_arrays(episodes, obs_dim, action_dim)
+    if env is not None and env.spec is not None and env.spec.max_episode_steps is None:
+        # An environment without a time limit could run an episode forever (random
+        # references, evaluation): it gets the data's longest episode as its limit.
+        from gymnasium.wrappers import TimeLimit
+
+        environment["max_episode_steps"] = int(arrays["episode_lengths"].max())
+        env = TimeLimit(env, environment["max_episode_steps"])
 
     ref_min, ref_max = metadata.get("ref_min_score"), metadata.get("ref_max_score")
     pac_task = metadata.get("pac_task") if isinstance(metadata.get("pac_task"), Mapping) else {}
@@ -202,60 +213,106 @@ def import_dataset(id_or_path: str, out: str | os.PathLike, name: str | None = N
     return name
 
 
-def export_task(dataset_dir: str | os.PathLike, task: str, dataset_id: str | None = None,
-                data_format: str = "arrow") -> str:
-    """Writes one of our tasks as a Minari dataset under MINARI_DATASETS_PATH; returns its id."""
-    minari = _minari()
-    import gymnasium
+@contextlib.contextmanager
+def _datasets_path(path: Path) -> Iterator[None]:
+    """Minari writes where MINARI_DATASETS_PATH points when it is called: pointed at a
+    staging folder for the length of one export (the data command is single-threaded)."""
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MINARI_DATASETS_PATH")
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
+
+
+def _episode_buffers(data: storage.TaskData, low: np.ndarray, high: np.ndarray) -> list[Any]:
+    """Minari's EpisodeBuffers of one task: actions back on their environment's bounds;
+    discount 0 is a termination, any other episode end a truncation."""
     from minari.data_collector import EpisodeBuffer
 
-    if data_format not in EXPORT_FORMATS:
-        raise ValueError(f"data_format={data_format!r}; allowed: {', '.join(EXPORT_FORMATS)}")
-    data = storage.read_task(dataset_dir, task)
-    dataset_id = dataset_id or f"pac/{task}/offline-v0"
-    environment = dict(data.spec.get("environment") or {"kind": "dm_control", "task": task})
-    low = np.asarray(environment.get("action_low", -np.ones(data.action_dim)), np.float32)
-    high = np.asarray(environment.get("action_high", np.ones(data.action_dim)), np.float32)
     arrays = data.arrays
-    buffer = []
+    buffers = []
     obs_start = act_start = 0
     for length in arrays["episode_lengths"]:
         length = int(length)
-        discounts = arrays["discounts"][act_start:act_start + length]
-        terminations = discounts == 0.0
+        terminations = arrays["discounts"][act_start:act_start + length] == 0.0
         truncations = np.zeros(length, bool)
         truncations[-1] = not terminations[-1]
-        buffer.append(EpisodeBuffer(
+        buffers.append(EpisodeBuffer(
             observations=arrays["observations"][obs_start:obs_start + length + 1],
             actions=to_bounds(arrays["actions"][act_start:act_start + length], low, high).astype(np.float32),
             rewards=arrays["rewards"][act_start:act_start + length],
             terminations=terminations, truncations=truncations, infos={}))
         obs_start, act_start = obs_start + length + 1, act_start + length
+    return buffers
+
+
+def export_task(dataset_dir: str | os.PathLike, task: str, dataset_id: str | None = None,
+                data_format: str = "arrow") -> str:
+    """Writes one of our tasks as a Minari dataset under MINARI_DATASETS_PATH; returns its id.
+
+    Atomic: the dataset is made complete (data, then our metadata) in a hidden staging
+    folder of the datasets root, which Minari does not list, and renamed into place, so
+    an export that fails or is killed never leaves a dataset that loads without its
+    references, nor an id that blocks the next try."""
+    minari = _minari()
+    import gymnasium
+    from minari.dataset.minari_dataset import parse_dataset_id
+    from minari.namespace import create_namespace, list_local_namespaces
+
+    if data_format not in EXPORT_FORMATS:
+        raise ValueError(f"data_format={data_format!r}; allowed: {', '.join(EXPORT_FORMATS)}")
+    data = storage.read_task(dataset_dir, task)
+    dataset_id = dataset_id or f"pac/{task}/offline-v0"
+    root = datasets_root()
+    target = root / dataset_id
+    if target.exists():
+        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: {target} already exists "
+                                   f"(Minari datasets are never overwritten; remove it or pick another id)")
+    environment = dict(data.spec.get("environment") or {"kind": "dm_control", "task": task})
+    low = np.asarray(environment.get("action_low", -np.ones(data.action_dim)), np.float32)
+    high = np.asarray(environment.get("action_high", np.ones(data.action_dim)), np.float32)
     kwargs: dict[str, Any] = {}
     if environment.get("kind") == "gymnasium":
         from gymnasium.envs.registration import EnvSpec
 
-        kwargs["env"] = EnvSpec.from_json(environment["env_spec"])
+        env_spec = EnvSpec.from_json(environment["env_spec"])
+        if environment.get("max_episode_steps"):  # the limit the import gave it goes with it
+            env_spec = dataclasses.replace(env_spec, max_episode_steps=int(environment["max_episode_steps"]))
+        kwargs["env"] = env_spec
     observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (data.observation_dim,), np.float32)
     action_space = gymnasium.spaces.Box(low, high, (data.action_dim,), np.float32)
-    try:
-        with warnings.catch_warnings():  # minari's reminders to name an author and a code link
-            warnings.simplefilter("ignore", UserWarning)
-            exported = minari.create_dataset_from_buffers(
-                dataset_id, buffer, observation_space=observation_space, action_space=action_space,
-                algorithm_name="pac-scaling export", description=f"pac-offline task {task} exported by pac-scaling",
-                data_format=data_format, **kwargs)
-    except (ValueError, ImportError) as err:  # the id exists already; hdf5 without h5py
-        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: "
-                                   f"{str(err).splitlines()[0]}") from None
     spec = {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")}
     spec["environment"] = environment
-    # Our references as D4RL's (minari keeps them only with an environment to check them
-    # in, so they are set here), and our spec for the way back.
-    exported.storage.update_metadata({"ref_min_score": float(data.spec["random_return"]),
-                                      "ref_max_score": float(data.spec["expert_return"]), "pac_task": spec})
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".pac-export-", dir=root))
+    try:
+        with _datasets_path(staging), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # minari's reminders to name an author and a code link
+            exported = minari.create_dataset_from_buffers(
+                dataset_id, _episode_buffers(data, low, high), observation_space=observation_space,
+                action_space=action_space, algorithm_name="pac-scaling export",
+                description=f"pac-offline task {task} exported by pac-scaling", data_format=data_format, **kwargs)
+            # Our references as D4RL's (minari keeps them only with an environment to check
+            # them in, so they are set here), and our spec for the way back.
+            exported.storage.update_metadata({"ref_min_score": float(data.spec["random_return"]),
+                                              "ref_max_score": float(data.spec["expert_return"]), "pac_task": spec})
+        namespace = parse_dataset_id(dataset_id)[0]
+        if namespace is not None and namespace not in list_local_namespaces():
+            create_namespace(namespace)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging / dataset_id, target)
+    except (ValueError, ImportError, OSError) as err:  # a malformed id; hdf5 without h5py; a full disk
+        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: "
+                                   f"{str(err).splitlines()[0]}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dataset_id
 
 
 def import_datasets(ids_or_paths: Iterable[str], out: str | os.PathLike, seed: int = 0) -> list[str]:
+    """Imports each dataset as a task of `out` (one multi-task dataset); returns their names."""
     return [import_dataset(source, out, seed=seed) for source in ids_or_paths]

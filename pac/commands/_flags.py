@@ -46,6 +46,16 @@ def field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _boolean(text: str) -> bool:
+    """A bool flag's value; anything else is argparse's one-line usage error, which names it."""
+    if text.lower() in _TRUE + _FALSE:
+        return text.lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; allowed: true, false (or 1, 0, yes, no)")
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
                         choices: dict[str, tuple[str, ...]] | None = None) -> None:
     """One flag per field, with the field's comment as help, its allowed values (from
@@ -62,7 +72,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[
         help_text = f"{text} (default: {field.default})".strip()
         allowed = (choices or {}).get(field.name)
         if kind is bool:
-            group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None,
+            # A bare `--flag` turns it on; `--flag false` turns off what defaults to on.
+            group.add_argument(flag, type=_boolean, nargs="?", const=True, default=None,
                                metavar="{true,false}", help=help_text)
         else:
             group.add_argument(flag, type=kind, nargs=nargs, default=None, choices=allowed, help=help_text)
