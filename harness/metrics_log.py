@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import os
 import time
 from pathlib import Path
@@ -120,7 +121,8 @@ class MetricsWriter:
         if self._tensorboard is not None:
             step = int(row["step"])
             for name, value in row.items():
-                if name not in BASE_COLUMNS and isinstance(value, (int, float)) and math.isfinite(value):
+                # numbers.Real: numpy scalars too (np.float32 is no Python float).
+                if name not in BASE_COLUMNS and isinstance(value, numbers.Real) and math.isfinite(value):
                     self._tensorboard.add_scalar(f"{row['split']}/{name}", float(value), step)
 
     def close(self) -> None:

@@ -285,6 +285,16 @@ def test_bad_minari_inputs_are_one_line_errors(minari_root, tiny_dataset_dir, tm
     out = tmp_path / "data"
     assert "'no/such/dataset-v0' is not on disk" in _error(["data", "--import-minari", "no/such/dataset-v0",
                                                               "--out", out], capsys)
+    # A mistyped id after a good one: nothing is written.
+    _record_pendulum("test/invertedpendulum/good-v0", episodes=2)
+    assert "'test/invertedpendulum/goood-v0' is not on disk" in _error(
+        ["data", "--import-minari", "test/invertedpendulum/good-v0", "test/invertedpendulum/goood-v0", "--out", out],
+        capsys)
+    assert not out.exists()
+    # An import names its folder (never the demo dataset by default) and generates nothing.
+    assert "give --out DIR" in _error(["data", "--import-minari", "test/invertedpendulum/good-v0"], capsys)
+    assert "does not generate data" in _error(["data", "--preset", "demo", "--import-minari",
+                                               "test/invertedpendulum/good-v0", "--out", out], capsys)
     # A dataset without an environment to recover (made from buffers with spaces only).
     space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     buffer = [EpisodeBuffer(observations=np.zeros((4, 2), np.float32), actions=np.zeros((3, 2), np.float32),

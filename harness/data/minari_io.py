@@ -314,5 +314,9 @@ def export_task(dataset_dir: str | os.PathLike, task: str, dataset_id: str | Non
 
 
 def import_datasets(ids_or_paths: Iterable[str], out: str | os.PathLike, seed: int = 0) -> list[str]:
-    """Imports each dataset as a task of `out` (one multi-task dataset); returns their names."""
-    return [import_dataset(source, out, seed=seed) for source in ids_or_paths]
+    """Imports each dataset as a task of `out` (one multi-task dataset); returns their names.
+    Every dataset is opened first, so a mistyped id fails before any task is written."""
+    sources = list(ids_or_paths)
+    for source in sources:
+        open_dataset(source)
+    return [import_dataset(source, out, seed=seed) for source in sources]

@@ -25,13 +25,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+DEFAULT_OUT = "results/data/demo"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from harness.data import generate, online
 
     learner, config = online.LearnerConfig(), generate.GeneratorConfig()
     parser.add_argument("--preset", help="a named task list: demo, full, test (default: demo)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="dm_control tasks as domain-task")
-    parser.add_argument("--out", default="results/data/demo", help="dataset directory (default: %(default)s)")
+    # No default in the parser: an import must name its folder (it would otherwise add a
+    # task to the demo dataset, and with it to every grid trained on it).
+    parser.add_argument("--out", help=f"dataset directory (default: {DEFAULT_OUT}; --import-minari needs it given)")
     parser.add_argument("--transitions-per-task", type=_positive_int, default=config.transitions_per_task,
                         help="recorded transitions per task (default: %(default)s)")
     parser.add_argument("--noise-fraction", type=float, default=config.noise_fraction,
@@ -73,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     if args.import_minari or args.export_minari:
         from harness.data import minari_io
 
+        if args.preset or args.tasks:
+            raise ValueError(f"--{'import' if args.import_minari else 'export'}-minari does not generate data: run "
+                             f"`pac data --preset/--tasks ... --out DIR` first, then import into the same DIR")
+        if args.import_minari and not args.out:
+            raise ValueError(f"--import-minari {' '.join(args.import_minari)}: give --out DIR, the dataset folder "
+                             f"its tasks join (a new folder, or one made by `pac data`)")
         if args.export_minari:
             if len(args.export_minari) < 2:
                 raise ValueError(f"--export-minari {' '.join(args.export_minari)}: give the dataset folder, then one "
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     config = generate.GeneratorConfig(learner=learner, transitions_per_task=args.transitions_per_task,
                                       noise_fraction=args.noise_fraction, seed=args.seed)
     names = generate.resolve_tasks(args.tasks, args.preset if (args.preset or args.tasks) else "demo")
-    generate.generate(names, args.out, config, workers=args.workers, force=args.force)
-    print(stats.format_report(args.out, names))
+    out = args.out or DEFAULT_OUT
+    generate.generate(names, out, config, workers=args.workers, force=args.force)
+    print(stats.format_report(out, names))
     return 0
