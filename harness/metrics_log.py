@@ -35,13 +35,19 @@ BASE_COLUMNS = ("step", "split", "flops", "examples", "tokens", "wall_time")
 TENSORBOARD_DIR = "tensorboard"
 
 
-def tensorboard_writer(directory: Path, resume_step: int | None):
-    """A tensorboardX SummaryWriter, or a one-line error saying how to install it."""
+def summary_writer_class():
+    """tensorboardX's SummaryWriter, or a one-line error saying how to install it (checked
+    before a run starts, so a run asked to write events never trains without them)."""
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
         raise ImportError("tensorboard=True needs tensorboardX: pip install 'pac-scaling[tensorboard]'") from None
-    return SummaryWriter(str(directory), purge_step=None if resume_step is None else resume_step + 1, flush_secs=30)
+    return SummaryWriter
+
+
+def tensorboard_writer(directory: Path, resume_step: int | None):
+    """A SummaryWriter in `directory`; a resumed run purges what followed its checkpoint."""
+    return summary_writer_class()(str(directory), purge_step=None if resume_step is None else resume_step + 1, flush_secs=30)
 
 
 class MetricsWriter:

@@ -34,6 +34,7 @@ from harness import learner as learner_lib
 from harness.builder import make_learner, run_constants
 from harness.learner import host_local
 from harness import run_folder
+from harness import metrics_log
 from harness.metrics_log import MetricsWriter
 from models import counts, presets
 from models.config import PACConfig
@@ -217,6 +218,8 @@ def train_pack(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathL
     if len({d.resolve() for d in run_dirs}) != len(run_dirs):
         raise ValueError(f"the runs of a pack need distinct folders, got {[str(d) for d in run_dirs]}")
     check_packable(configs)
+    if any(c.tensorboard for c in configs):
+        metrics_log.summary_writer_class()
     plan = plan_run(configs[0])  # the same for every run of the pack
     if jax.process_index() != 0:  # multi-host: process 0 holds the folder for all
         return [_train(configs, plan, run_dirs, progress, log)[0]]

@@ -248,6 +248,12 @@ try:
     MetricsWriter(sys.argv[1] + "/metrics.csv", tensorboard=True)
 except ImportError as err:
     print("tensorboard:", err)
+from harness.config import TrainConfig
+try:  # refused before the run folder or the dataset is touched
+    harness.train.train(TrainConfig(steps=1, dataset=sys.argv[1] + "/none", tensorboard=True), sys.argv[1] + "/run")
+except ImportError as err:
+    import os
+    print("train:", err, "| run folder made:", os.path.exists(sys.argv[1] + "/run"))
 sys.exit(cli.main(["data", "--import-minari", "any/dataset-v0", "--out", sys.argv[1]]))
 """
 
@@ -259,7 +265,8 @@ def test_core_works_without_the_extras(tmp_path):
     done = subprocess.run([sys.executable, "-c", NO_EXTRAS, str(tmp_path)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2, done.stderr
-    assert done.stdout.strip() == "tensorboard: tensorboard=True needs tensorboardX: pip install 'pac-scaling[tensorboard]'"
+    message = "tensorboard=True needs tensorboardX: pip install 'pac-scaling[tensorboard]'"
+    assert done.stdout.splitlines() == [f"tensorboard: {message}", f"train: {message} | run folder made: False"]
     assert done.stderr.strip() == ("pac data: error: Minari import and export need minari: "
                                    "pip install 'pac-scaling[minari]'")
 
