@@ -74,7 +74,7 @@ def evaluate(networks: PACNetworks, params, task_specs: Sequence[Mapping[str, An
                 returns[i] += reward
                 done[i] = last
         for env in envs:
-            getattr(env, "close", lambda: None)()
+            env.close()
         low, high = float(spec["random_return"]), float(spec["expert_return"])
         mean = float(returns.mean())
         results[name] = {"return": mean, "normalized_return": (mean - low) / max(high - low, 1e-8)}

@@ -116,8 +116,7 @@ class MetricsWriter:
             return  # already logged (a run resumed at its very end repeats its last rows)
         self._written.add(key)
         new = [name for name in row if name not in self.columns]
-        if new:  # a metric not logged before: widen the file
-            self._file.close()
+        if new:  # a metric not logged before: widen the file (its rows are flushed already)
             with open(self.path, newline="") as f:
                 rows = list(csv.DictReader(f))
             self.columns += new

@@ -11,7 +11,6 @@ truncation, e.g. a time limit, keeps discount 1). Gymnasium is an optional depen
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
 import numpy as np
@@ -89,6 +88,5 @@ def to_bounds(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarr
 
 def environment_entry(env_spec_json: str, low: np.ndarray, high: np.ndarray) -> dict[str, Any]:
     """A task spec's "environment" entry for a Gymnasium environment."""
-    json.loads(env_spec_json)  # must be JSON already
     return {"kind": "gymnasium", "env_spec": env_spec_json, "action_low": np.asarray(low, float).tolist(),
             "action_high": np.asarray(high, float).tolist()}

@@ -56,6 +56,12 @@ def _minari():
     return minari
 
 
+def _first_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
 def datasets_root() -> Path:
     """Where Minari keeps datasets (its own rule: MINARI_DATASETS_PATH, else ~/.minari/datasets)."""
     return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
@@ -75,8 +81,7 @@ def open_dataset(id_or_path: str):
         try:
             return minari.MinariDataset(data_path)
         except Exception as err:  # noqa: BLE001 - minari raises whatever its storage does
-            raise storage.DatasetError(f"{id_or_path}: not a Minari dataset folder ({type(err).__name__}: "
-                                       f"{str(err).splitlines()[0] if str(err) else ''})") from None
+            raise storage.DatasetError(f"{id_or_path}: not a Minari dataset folder ({_first_line(err)})") from None
     try:
         return minari.load_dataset(id_or_path, download=False)
     except FileNotFoundError:
@@ -85,8 +90,7 @@ def open_dataset(id_or_path: str):
             f"Minari dataset {id_or_path!r} is not on disk under {datasets_root()} (MINARI_DATASETS_PATH) and is "
             f"not a folder; nothing is downloaded. Local datasets: {', '.join(local) if local else 'none'}") from None
     except Exception as err:  # noqa: BLE001 - a malformed id, a damaged folder
-        raise storage.DatasetError(f"Minari dataset {id_or_path!r} cannot be opened ({type(err).__name__}: "
-                                   f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        raise storage.DatasetError(f"Minari dataset {id_or_path!r} cannot be opened ({_first_line(err)})") from None
 
 
 def _box(space: Any, what: str, source: str) -> tuple[int, Any]:
@@ -98,9 +102,10 @@ def _box(space: Any, what: str, source: str) -> tuple[int, Any]:
     return int(space.shape[0]), space
 
 
-def _environment(dataset, source: str, metadata: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """(the task spec's "environment" entry, a live environment for random rollouts or
-    None for a dm_control task)."""
+def _environment(dataset, source: str, metadata: Mapping[str, Any], low: np.ndarray,
+                 high: np.ndarray) -> tuple[dict[str, Any], Any]:
+    """(the task spec's "environment" entry, with the action bounds [low, high]; a live
+    environment for random rollouts, or None for a dm_control task)."""
     pac_task = metadata.get("pac_task")
     if isinstance(pac_task, Mapping) and (pac_task.get("environment") or {}).get("kind", "dm_control") == "dm_control":
         name = (pac_task.get("environment") or {}).get("task", pac_task.get("task"))
@@ -111,11 +116,9 @@ def _environment(dataset, source: str, metadata: Mapping[str, Any]) -> tuple[dic
     try:
         env = dataset.recover_environment()
     except Exception as err:  # noqa: BLE001 - gymnasium raises whatever the environment's module does
-        message = str(err).splitlines()[0] if str(err) else ""
         raise storage.DatasetError(f"{source}: its environment {dataset.spec.env_spec.id!r} cannot be recovered "
-                                   f"({type(err).__name__}: {message})") from None
-    _, action_space = _box(dataset.action_space, "action", source)
-    return environment_entry(dataset.spec.env_spec.to_json(), action_space.low, action_space.high), env
+                                   f"({_first_line(err)})") from None
+    return environment_entry(dataset.spec.env_spec.to_json(), low, high), env
 
 
 def _random_returns(env, episodes: int, seed: int) -> list[float]:
@@ -170,7 +173,7 @@ def import_dataset(id_or_path: str, out: str | os.PathLike, name: str | None = N
     low, high = np.asarray(action_space.low, np.float64), np.asarray(action_space.high, np.float64)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise storage.DatasetError(f"{source}: its action space {action_space} is unbounded; a bounded Box is needed")
-    environment, env = _environment(dataset, source, metadata)
+    environment, env = _environment(dataset, source, metadata, low, high)
     episodes = _episodes(dataset, source, low, high, obs_dim, action_dim)
     arrays = storage.build_arrays(episodes, obs_dim, action_dim)
     if env is not None and env.spec is not None and env.spec.max_episode_steps is None:
@@ -306,8 +309,7 @@ def export_task(dataset_dir: str | os.PathLike, task: str, dataset_id: str | Non
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging / dataset_id, target)
     except (ValueError, ImportError, OSError) as err:  # a malformed id; hdf5 without h5py; a full disk
-        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: "
-                                   f"{str(err).splitlines()[0]}") from None
+        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: {_first_line(err)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dataset_id

@@ -147,6 +147,9 @@ class TaskEnvironment:
         reward += float(timestep.reward or 0.0)
         return flatten_observation(timestep.observation), reward, float(timestep.discount), timestep.last()
 
+    def close(self) -> None:
+        self._env.close()
+
     def _step_without_observation(self, action: np.ndarray) -> tuple[float, float | None]:
         """One control step of dm_control's `Environment.step` (dm-control 1.0.50),
         minus the observation nobody reads inside an action repeat: the observation dict
