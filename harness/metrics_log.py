@@ -140,3 +140,25 @@ def _format(value: Any) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         return repr(value)  # shortest exact round-trip form
     return value
+
+
+def logged_row(path: str | os.PathLike, step: int, split: str) -> dict[str, float]:
+    """The metrics a run logged at (step, split), as floats, without the base columns ({}
+    when there is no such row). A run resumed after its last checkpoint (killed during the
+    final evaluation) cannot recompute the last step's training metrics: it reads them."""
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.DictReader(f) if row.get("step") == str(step) and row.get("split") == split]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    if not rows:
+        return {}
+    out = {}
+    for name, value in rows[-1].items():
+        if name in BASE_COLUMNS or name is None or value in (None, ""):
+            continue  # columns of other splits are empty in this row
+        try:
+            out[name] = float(value)
+        except ValueError:
+            continue
+    return out

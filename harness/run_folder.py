@@ -1,8 +1,9 @@
 """The run folder: one training job's files, and the only module that knows their names.
 
-  config.json    {"train": the resolved TrainConfig, "plan": what it resolved to}; written
-                 before the job starts (by the launcher, or by `train` itself) and the
-                 job's only input besides the dataset: `python -m harness.run RUN_DIR`
+  config.json    {"train": the resolved TrainConfig, "plan": what it resolved to, "data":
+                 each task's sha256}; written before the job starts (by the launcher, or
+                 by `train` itself) and the job's only input besides the dataset:
+                 `python -m harness.run RUN_DIR`. A run resumes only on the same data.
   metrics.csv    train / valid / eval rows (harness.metrics_log)
   checkpoints/   orbax, the last few steps (harness.checkpointing)
   result.json    written last, atomically: its presence means the job is done
@@ -18,7 +19,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from harness.config import TrainConfig
 
@@ -65,6 +66,8 @@ def lock(run_dir: str | os.PathLike) -> Iterator[None]:
     import fcntl
 
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} exists and is not a folder; move it away or use another run folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -94,7 +97,10 @@ def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, 
     same TrainConfig (a job resumes only its own run). One-line ValueError otherwise.
     Returns whether this call wrote the config (see `withdraw`)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} exists and is not a folder; move it away or use another run folder")
     path = run_dir / CONFIG_FILE
+    data = dataset_identity(config.dataset, plan.get("task_names") or ())
     if path.exists():
         saved = TrainConfig.identity_of(_read_train_section(path))
         mine = TrainConfig.identity_of(config.to_json())
@@ -103,10 +109,34 @@ def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, 
             k = changed[0]
             raise ValueError(f"{run_dir} holds a run with a different config ({k}: {saved.get(k)!r} there, "
                              f"{mine.get(k)!r} now); use a new run folder")
+        if not is_done(run_dir):  # a finished run is only read, never resumed
+            _check_same_data(run_dir, _read_section(path, "data"), data)
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps({"train": config.to_json(), "plan": dict(plan)}, indent=2))
+    write_atomic(path, json.dumps({"train": config.to_json(), "plan": dict(plan), "data": data}, indent=2))
     return True
+
+
+def dataset_identity(dataset: str | os.PathLike, task_names: Sequence[str]) -> dict[str, str]:
+    """Task -> the sha256 of its arrays (from its spec, already checked against the file
+    when loaded): what a run trained on, kept in config.json to refuse resuming on other data."""
+    from harness.data import storage
+
+    return {name: str(storage.read_spec(dataset, name).get("sha256")) for name in task_names}
+
+
+def _check_same_data(run_dir: Path, saved: Any, now: Mapping[str, str]) -> None:
+    """One-line ValueError naming the first task added, removed or replaced since the run
+    began (a config.json of a version that kept no identity is not checked)."""
+    if not isinstance(saved, Mapping):
+        return
+    problems = ([f"task {t!r} added" for t in sorted(set(now) - set(saved))]
+                + [f"task {t!r} removed" for t in sorted(set(saved) - set(now))]
+                + [f"task {t!r} replaced (sha256 {str(saved[t])[:12]} there, {now[t][:12]} now)"
+                   for t in sorted(set(saved) & set(now)) if saved[t] != now[t]])
+    if problems:
+        raise ValueError(f"{run_dir}: its dataset changed since the run began ({'; '.join(problems)}); resume it on "
+                         f"the data it began with, or use a new run folder")
 
 
 def withdraw(run_dir: str | os.PathLike) -> None:
@@ -128,5 +158,14 @@ def read_config(run_dir: str | os.PathLike) -> TrainConfig:
 def _read_train_section(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())["train"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: unreadable run config ({err}); use a new run folder") from None
+
+
+def _read_section(path: Path, name: str) -> Any:
+    """A section of config.json, or None where the file lacks it (read after the "train" one)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get(name) if isinstance(data, dict) else None

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from harness import evaluation, heldout
-from harness.checkpointing import Checkpointer
+from harness.checkpointing import Checkpointer, restore_newest
 from harness.config import MAX_STEPS, TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.data import storage
@@ -269,14 +269,10 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     networks = make_networks(plan.model)
     learner = make_learner(networks, config, plan.steps)
     checkpointers = [Checkpointer(d / run_folder.CHECKPOINTS_DIR, keep=config.keep_checkpoints) for d in run_dirs]
-    starts = [c.latest_step() or 0 for c in checkpointers]
-    if len(set(starts)) > 1:
-        raise ValueError(f"the runs of this pack have their last checkpoints at different steps "
-                         f"({dict(zip(map(str, run_dirs), starts))}); train them one at a time")
-    start = starts[0]
-    states = [learner.init(c.seed) for c in configs]
+    # The newest step every run of the pack holds and that reads (a kill between two runs'
+    # saves, or a damaged newest checkpoint, must not stop every relaunch).
+    start, states = restore_newest(checkpointers, [learner.init(c.seed) for c in configs], run_dirs, log)
     if start:
-        states = [ck.restore(start, s) for ck, s in zip(checkpointers, states)]
         log(f"resumed {', '.join(map(str, run_dirs))} from step {start}")
     state = learner_lib.stack(states) if packed else states[0]
     constants = learner_lib.stack([run_constants(c, plan.steps) for c in configs]) if packed else None
@@ -417,6 +413,9 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
 
     if not valid_metrics:  # resumed at the very end: the last rows are already logged
         valid_metrics = validate(plan.steps)
+    for i in runs:
+        if not train_metrics[i]:  # resumed at the very end: no update ran, the last train row holds them
+            train_metrics[i] = metrics_log.logged_row(run_dirs[i] / run_folder.METRICS_FILE, plan.steps, "train")
     results = []
     for i in runs:
         returns = {}

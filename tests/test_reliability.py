@@ -14,7 +14,7 @@ import pytest
 from harness import run_folder
 from harness.config import TrainConfig
 from harness.metrics_log import BASE_COLUMNS, MetricsWriter
-from harness.train import train
+from harness.train import train, train_pack
 from launch.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,3 +122,102 @@ def test_bad_numbers_are_one_line_naming_the_flag(tiny_dataset_dir, tmp_path, fl
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
     assert not (tmp_path / "r").exists()  # nothing written for a refused config
+
+
+# --- Resume faults (issue 24, items 1, 4-6, 15): one trained pack, copied per test -----------
+
+def _pack_configs(dataset="data") -> list[TrainConfig]:
+    # A relative dataset path: each test works on its own copy of the data and the runs,
+    # under the same config (the config names its dataset).
+    return [_config(dataset, seed=seed, tasks=("cartpole-swingup",)) for seed in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def trained_pack(tiny_dataset_dir, tmp_path_factory):
+    """A finished pack of two runs (steps 8, checkpoints at 4 and 8) and its results."""
+    import os
+
+    base = tmp_path_factory.mktemp("pack")
+    (base / "data").mkdir()
+    for suffix in ("npz", "json"):
+        shutil.copy(tiny_dataset_dir / f"cartpole-swingup.{suffix}", base / "data")
+    before = os.getcwd()
+    os.chdir(base)
+    try:
+        results = train_pack(_pack_configs(), ["run0", "run1"], progress=False)
+    finally:
+        os.chdir(before)
+    return base, results
+
+
+def _copy_pack(trained_pack, tmp_path, monkeypatch) -> Path:
+    base, _ = trained_pack
+    copy = tmp_path / "pack"
+    shutil.copytree(base, copy)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def test_a_run_resumed_after_its_last_checkpoint_keeps_its_train_metrics(trained_pack, tmp_path, monkeypatch):
+    # Killed after its last checkpoint (during the final evaluation): everything is on disk
+    # but result.json.
+    base = _copy_pack(trained_pack, tmp_path, monkeypatch)
+    (base / "run0" / run_folder.RESULT_FILE).unlink()
+    again = train(_pack_configs()[0], "run0", progress=False)
+    first = trained_pack[1][0]
+    assert again["train"] and again["train"] == pytest.approx(first["train"], nan_ok=True)
+    assert again["valid"] == pytest.approx(first["valid"])
+
+
+def test_a_paused_run_refuses_other_data_naming_what_changed(trained_pack, tmp_path, monkeypatch):
+    from harness.data import storage
+
+    base = _copy_pack(trained_pack, tmp_path, monkeypatch)
+    (base / "run0" / run_folder.RESULT_FILE).unlink()
+    data = storage.read_task("data", "cartpole-swingup")
+    arrays = dict(data.arrays, rewards=data.arrays["rewards"] * 0.5)  # a valid dataset, other data
+    storage.write_task("data", "cartpole-swingup", arrays,
+                       {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")})
+    with pytest.raises(ValueError, match=r"run0: its dataset changed since the run began \(task 'cartpole-swingup' "
+                                         r"replaced \(sha256 \w{12} there, \w{12} now\)\)"):
+        train(_pack_configs()[0], "run0", progress=False)
+    # A task added under a run that trains on all of its dataset's tasks (issue 24, item 15).
+    storage.write_task("data", "cartpole-swingup", data.arrays,
+                       {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")})
+    config = _pack_configs()[0].replace(tasks=None)
+    shutil.rmtree(base / "all", ignore_errors=True)
+    train(config.replace(steps=4, checkpoint_every=2), "all", progress=False)
+    (base / "all" / run_folder.RESULT_FILE).unlink()
+    storage.write_task("data", "cartpole-balance", data.arrays,
+                       {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")})
+    with pytest.raises(ValueError, match=r"all: its dataset changed since the run began \(task 'cartpole-balance' added\)"):
+        train(config.replace(steps=4, checkpoint_every=2), "all", progress=False)
+    assert train(_pack_configs()[0], "run0", progress=False)["steps"] == 8  # its own data back: it resumes
+
+
+def test_a_pack_resumes_from_the_newest_step_all_its_runs_hold(trained_pack, tmp_path, monkeypatch):
+    # Killed between the two runs' step-8 saves, after the first: steps {4, 8} and {4}.
+    base = _copy_pack(trained_pack, tmp_path, monkeypatch)
+    for run in ("run0", "run1"):
+        (base / run / run_folder.RESULT_FILE).unlink()
+    shutil.rmtree(base / "run1" / "checkpoints" / "8")
+    messages = []
+    again = train_pack(_pack_configs(), ["run0", "run1"], progress=False, log=messages.append)
+    assert "resumed run0, run1 from step 4" in messages
+    assert any("run0: skipped checkpoint step 8" in m for m in messages), messages
+    for new, old in zip(again, trained_pack[1]):  # the same run as the uninterrupted one
+        assert new["valid"] == pytest.approx(old["valid"], rel=1e-5) and new["steps"] == 8
+    assert sorted(p.name for p in (base / "run1" / "checkpoints").iterdir() if p.name.isdigit()) == ["4", "8"]
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_for_the_older_one(trained_pack, tmp_path, monkeypatch):
+    base = _copy_pack(trained_pack, tmp_path, monkeypatch)
+    (base / "run0" / run_folder.RESULT_FILE).unlink()
+    for path in (base / "run0" / "checkpoints" / "8").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"\x00garbage")
+    messages = []
+    again = train(_pack_configs()[0], "run0", progress=False, log=messages.append)
+    assert any("run0: checkpoint step 8 does not read" in m for m in messages), messages
+    assert "resumed run0 from step 4" in messages
+    assert again["valid"] == pytest.approx(trained_pack[1][0]["valid"], rel=1e-5)
