@@ -45,13 +45,27 @@ def result_columns(result: Mapping[str, Any], cell_dir: Path) -> dict[str, Any]:
     return row
 
 
-def read_index(grid_dir: Path) -> dict[str, dict[str, str]]:
-    """The previous index's rows by cell (to keep wall times and errors across launches)."""
+def read_index(grid_dir: Path) -> dict[str, dict[str, Any]]:
+    """The previous index's rows by cell (to keep wall times and errors across launches).
+    The index is derived data, rebuilt from the cell folders at every launch: a damaged
+    one (unreadable, binary, rows of other shapes or values) gives up only what it alone
+    kept, never blocks the rebuild."""
     path = grid_dir / INDEX_NAME
-    if not path.exists():
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):  # missing or damaged: nothing to keep
         return {}
-    with open(path, newline="") as f:
-        return {row["cell"]: row for row in csv.DictReader(f) if row.get("cell")}
+    kept = {}
+    for row in rows:
+        if not isinstance(row.get("cell"), str) or not row["cell"] or row.get("status") not in STATUSES:
+            continue
+        try:
+            wall = float(row.get("wall_seconds") or "nan")
+        except ValueError:
+            wall = float("nan")
+        kept[row["cell"]] = {**row, "wall_seconds": wall if math.isfinite(wall) and wall >= 0 else None}
+    return kept
 
 
 def _format(value: Any) -> Any:

@@ -175,7 +175,9 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
             try:
                 run_folder.prepare(directory / cell.name, cell.config, plan_run(cell.config).to_json())
                 ready.append(cell)
-            except ValueError as err:  # e.g. the folder holds another run: the cell fails, the grid goes on
+            # e.g. the folder holds another run, or a plain file stands where it goes: the
+            # cell fails, the grid goes on.
+            except (ValueError, OSError) as err:
                 finished += 1
                 rows[cell.name].update(status="failed", error=str(err))
                 changed(f"FAILED {cell.name}: {err}")

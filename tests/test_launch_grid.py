@@ -155,6 +155,29 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(reference, spec_file, 
     assert out.returncode == 1 and "FAILED tiny_C1.5e9_a0.5_s0" in out.stdout
 
 
+def test_a_plain_file_fails_its_cell_only_and_a_damaged_index_is_rebuilt(spec_file, tmp_path, capsys):
+    # Issue 24, items 7-8: a plain file where a cell's folder goes, and index.csv (derived
+    # data) garbled; neither stops the launcher or --status.
+    spec = load_spec(spec_file)
+    grid = tmp_path / "tiny"
+    claim_grid_dir(spec, grid)
+    (grid / CELLS[1]).write_text("not a folder")
+    (grid / "index.csv").write_bytes(b"\xff\xfe\x00garbage\ncell,status\n")
+    rows = {r["cell"]: r for r in run_grid(spec, tmp_path, only=[CELLS[1]], log=lambda _: None, progress=False)}
+    assert rows[CELLS[1]]["status"] == "failed" and "exists and is not a folder" in rows[CELLS[1]]["error"]
+    assert [rows[c]["status"] for c in (CELLS[0], CELLS[2], CELLS[3])] == ["pending"] * 3
+    assert pd.read_csv(grid / "index.csv").set_index("cell").loc[CELLS[1], "status"] == "failed"
+    # A damaged index of other shapes and values: --status rebuilds it.
+    (grid / "index.csv").write_text(f"cell,status,wall_seconds,error\nnope,weird,abc,x\n{CELLS[2]},failed,abc,boom\n"
+                                    f"{CELLS[3]},failed,-1,bang\n\"x\n")
+    from pac import cli
+
+    assert cli.main(["grid", str(spec_file), "--results", str(tmp_path), "--status"]) == 0, capsys.readouterr().err
+    index = pd.read_csv(grid / "index.csv")
+    assert list(index.cell) == CELLS and list(index.status) == ["pending", "pending", "failed", "failed"]
+    assert list(index.error.fillna("")) == ["", "", "boom", "bang"] and index.wall_seconds.isna().all()
+
+
 def test_a_killed_launcher_resumes_where_it_stopped(reference, spec_file, tmp_path):
     first, second = CELLS[0], CELLS[2]  # 17 then 62 updates, one at a time
     grid = tmp_path / "tiny"

@@ -82,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
         rebuild_index(spec, args.results)
         table = pd.read_csv(grid_dir(spec, args.results) / "index.csv")
         with pd.option_context("display.width", 200, "display.max_rows", 500):
-            print(table[["cell", "status", "steps", "wall_seconds", "valid_bc_loss", "normalized_return", "error"]]
-                  .to_string(index=False))
+            # valid_bc_loss exists once a cell is done (its columns come from the results).
+            shown = [c for c in ("cell", "status", "steps", "wall_seconds", "valid_bc_loss", "normalized_return", "error")
+                     if c in table.columns]
+            print(table[shown].to_string(index=False))
         return 0
     from launch.local import run_grid
 
