@@ -112,6 +112,12 @@ class GridSpec:
         for alpha in self.alphas:
             if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
                 raise ValueError(f"grid {self.name!r}: alpha {alpha!r} must be in [0, 1] (1 = BC, < 1 = PAC)")
+        # A cell's folder spells its alpha as `a{alpha:g}`: two alphas that print alike would
+        # share a folder (one run listed under both, the other never trained).
+        labels = [f"{float(alpha):g}" for alpha in self.alphas]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"grid {self.name!r}: alphas {list(self.alphas)} are not distinct at 6 significant digits "
+                             f"(cell names spell them {labels}); make them differ there")
         for seed in self.seeds:
             if not isinstance(seed, int) or seed < 0:
                 raise ValueError(f"grid {self.name!r}: seed {seed!r} must be an integer >= 0")
