@@ -15,8 +15,9 @@ non-positive) are dropped by `clean_points` with a warning naming them, never si
 
 from __future__ import annotations
 
+import csv
 import dataclasses
-
+import io
 import os
 import warnings
 
@@ -69,7 +70,7 @@ def load_results(results_dir: str) -> pd.DataFrame:
             if row.status == "done":
                 no_metrics.append(str(row.cell))
             continue
-        metrics = pd.read_csv(path)
+        metrics = read_metrics(path)
         lacking = [c for c in METRICS_REQUIRED if c not in metrics.columns]
         if lacking:
             raise ValueError(f"{path} lacks columns {lacking}; required: {list(METRICS_REQUIRED)}")
@@ -88,6 +89,45 @@ def load_results(results_dir: str) -> pd.DataFrame:
     # that fits can still name them.
     frame.attrs["index"] = index
     return frame
+
+
+def read_metrics(path: str) -> pd.DataFrame:
+    """A cell's metrics.csv, checked line by line: every row the run writes ends with a
+    newline and has the header's number of fields, so a last line without its newline
+    (cut short by a kill: `5.1533` read as `5.1`) or a row of another width is damaged. Those
+    rows are dropped with a warning naming the file and line, never read as numbers; an
+    empty or binary file is a one-line ValueError naming it."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text CSV (undecodable byte at offset {err.start})") from None
+    if "\x00" in text:
+        raise ValueError(f"{path}: not a text CSV (NUL bytes)")
+    lines = text.split("\n")
+    if not lines[0].strip():
+        raise ValueError(f"{path}: empty metrics file (no header row)")
+    width = len(next(csv.reader([lines[0]])))
+    damaged = []
+    if lines[-1] != "":  # the last row lacks its newline: cut short mid-write
+        damaged.append(len(lines))
+        lines = lines[:-1]
+    kept = [lines[0]]
+    for number, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        if len(next(csv.reader([line]))) != width:
+            damaged.append(number)
+        else:
+            kept.append(line)
+    if damaged:
+        warnings.warn(f"{path}: dropped {len(damaged)} damaged rows (cut short or of another width than the header): "
+                      f"lines {sorted(damaged)[:10]}", stacklevel=3)
+    try:
+        return pd.read_csv(io.StringIO("\n".join(kept) + "\n"))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: unreadable metrics file ({str(err).strip().splitlines()[0]})") from None
 
 
 def final_points(frame: pd.DataFrame, metric: str = "bc_loss", split: str = "valid",
