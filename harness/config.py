@@ -178,6 +178,14 @@ class TrainConfig:
             raise ValueError(f"top_episode_fraction={self.top_episode_fraction} must be in (0, 1]")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction={self.warmup_fraction} must be in [0, 1)")
+        # Negative decay grows the weights every step; a final fraction outside [0, 1] makes
+        # the cosine schedule end above its peak or below zero.
+        if not self.weight_decay >= 0.0:
+            raise ValueError(f"weight_decay={self.weight_decay} must be >= 0")
+        if not 0.0 <= self.final_learning_rate_fraction <= 1.0:
+            raise ValueError(f"final_learning_rate_fraction={self.final_learning_rate_fraction} must be in [0, 1]")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction={self.valid_fraction} must be in [0, 1)")
         return self
 
     def to_json(self) -> dict[str, Any]:
