@@ -148,3 +148,103 @@ def test_bad_grid_flags_and_fit_inputs(spec_files, tiny_dataset_dir, tmp_path, c
         assert code == 2 and len(err.splitlines()) == 1 and "--budget" in err, err
     code, err = _run(["fit", "--csv", tmp_path / "bad.csv", "--out", tmp_path / "fits", "--bootstrap", "-1"], capsys)
     assert code == 2 and "--bootstrap" in err, err
+
+
+# --- Data refused at the door (issue 24, items 9-12): one line naming file, task and field ---
+
+def _write_raw(directory, task, arrays, spec) -> None:
+    """A task written as a damaged or foreign tool would write it: the format's files with a
+    matching checksum, but none of storage.write_task's checks."""
+    import hashlib
+
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    npz = directory / f"{task}.npz"
+    with open(npz, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    spec = dict(spec, task=task, num_episodes=int(len(arrays["episode_lengths"])),
+                num_transitions=int(np.sum(arrays["episode_lengths"])), sha256=hashlib.sha256(npz.read_bytes()).hexdigest(),
+                arrays={k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()})
+    (directory / f"{task}.json").write_text(json.dumps(spec))
+
+
+def _damaged(data, kind):
+    """(arrays, spec) of point_mass-easy with one fault of `kind`."""
+    import numpy as np
+
+    arrays, spec = dict(data.arrays), {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")}
+    if kind in ("rewards", "actions", "observations", "discounts"):
+        bad = arrays[kind].copy()
+        bad.reshape(-1)[7] = {"rewards": np.nan, "actions": np.nan, "observations": np.inf, "discounts": -np.inf}[kind]
+        arrays[kind] = bad
+    elif kind == "empty":
+        arrays = {k: v[:0] for k, v in arrays.items()}
+        arrays["observations"] = data.arrays["observations"][:0]
+    elif kind.startswith("missing "):
+        spec.pop(kind.split()[1])
+    elif kind == "expert below random":
+        spec["expert_return"] = spec["random_return"] - 1.0
+    elif kind == "expert equals random":
+        spec["expert_return"] = spec["random_return"]
+    elif kind == "nan reference":
+        spec["random_return"] = float("nan")
+    elif kind == "string dim":
+        spec["action_dim"] = "2"
+    return arrays, spec
+
+
+DATA_FAULTS = [
+    ("rewards", "field rewards has 1 non-finite values (first nan at index (7,))"),
+    ("actions", "field actions has 1 non-finite values (first nan at index (3, 1))"),
+    ("observations", "field observations has 1 non-finite values (first inf at index (1, 3))"),
+    ("discounts", "field discounts has 1 non-finite values (first -inf at index (7,))"),
+    ("empty", "spec field num_episodes=0 must be >= 1 (an empty task)"),
+    ("missing action_repeat", "spec field 'action_repeat' is missing"),
+    ("missing random_return", "spec field 'random_return' is missing"),
+    ("expert below random", "spec field expert_return=-0.99| must be above random_return=0.0038"),
+    ("expert equals random", "spec field expert_return=0.0038| must be above random_return=0.0038"),
+    ("nan reference", "spec field random_return=nan must be a finite number"),
+    ("string dim", "spec field action_dim='2' must be an integer"),
+]
+
+
+@pytest.fixture(scope="module")
+def damaged_datasets(tiny_dataset_dir, tmp_path_factory):
+    import shutil
+
+    from harness.data import storage
+
+    root = tmp_path_factory.mktemp("damaged")
+    data = storage.read_task(tiny_dataset_dir, "point_mass-easy")
+    for kind, _ in DATA_FAULTS:
+        folder = root / kind.replace(" ", "_")
+        folder.mkdir()
+        for suffix in ("npz", "json"):
+            shutil.copy(tiny_dataset_dir / f"cartpole-swingup.{suffix}", folder)
+        _write_raw(folder, "point_mass-easy", *_damaged(data, kind))
+    return root
+
+
+@pytest.mark.parametrize("kind, expected", DATA_FAULTS, ids=[k for k, _ in DATA_FAULTS])
+def test_bad_data_is_refused_at_the_door_naming_file_task_and_field(kind, expected, damaged_datasets, tmp_path,
+                                                                     capsys):
+    from harness.data import storage
+
+    folder = damaged_datasets / kind.replace(" ", "_")
+    where = f"point_mass-easy.{'npz' if kind in ('rewards', 'actions', 'observations', 'discounts') else 'json'}: " \
+            f"task 'point_mass-easy': "
+    for argv in (["data", "--stats", folder], _train(folder, tmp_path / "run", "--steps", "2")):
+        code, err = _run(argv, capsys)
+        first, *more = expected.split("|")  # the field named right after file and task
+        assert code == 2 and len(err.splitlines()) == 1 and where + first in err, (argv[:2], err)
+        assert all(part in err for part in more), err
+    assert not (tmp_path / "run" / "config.json").exists()
+    # The writer (`pac data`, --import-minari) refuses the same data before writing a file.
+    data = storage.read_task(damaged_datasets / "rewards", "cartpole-swingup")
+    arrays, spec = _damaged(storage.TaskData(spec=data.spec, arrays=data.arrays), kind)
+    if kind.startswith("missing ") or kind == "string dim":
+        return  # the writer completes the spec's own fields; the reader checks them
+    with pytest.raises(storage.DatasetError, match="task 'x': "):
+        storage.write_task(tmp_path / "out", "x", arrays, spec)
+    assert not (tmp_path / "out").exists()

@@ -330,6 +330,17 @@ def test_bad_minari_inputs_are_one_line_errors(minari_root, tiny_dataset_dir, tm
         minari.create_dataset_from_buffers("test/dict/data-v0", buffer, observation_space=dict_space,
                                            action_space=space, data_format="arrow")
     assert "only flat Box spaces" in _error(["data", "--import-minari", "test/dict/data-v0", "--out", out], capsys)
+    # NaN rewards (issue 24, item 9): refused at the door, naming the field; nothing written.
+    pendulum = gym.make("InvertedPendulum-v5", max_episode_steps=MAX_STEPS)
+    buffer = [EpisodeBuffer(observations=np.zeros((4, 4)), actions=np.zeros((3, 1), np.float32),
+                            rewards=np.array([1.0, np.nan, 1.0]), terminations=np.array([0, 0, 1], bool),
+                            truncations=np.zeros(3, bool), infos={})]
+    with pytest.warns(UserWarning):
+        minari.create_dataset_from_buffers("test/nan/data-v0", buffer, env=pendulum, data_format="arrow")
+    # After a good one (issue 24, item 17): checked before the good one is written.
+    assert "Minari dataset 'test/nan/data-v0': task 'test-nan-data-v0': field rewards has 1 non-finite values" in _error(
+        ["data", "--import-minari", "test/invertedpendulum/good-v0", "test/nan/data-v0", "--out", out], capsys)
+    assert not out.exists()
     assert "not a Minari dataset folder" in _error(["data", "--import-minari", str(tmp_path), "--out", out], capsys)
     # Export: a task the folder lacks; an id that exists already.
     assert "no dataset spec for task 'walker-walk'" in _error(["data", "--export-minari", tiny_dataset_dir,

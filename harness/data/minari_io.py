@@ -164,6 +164,14 @@ def _episodes(dataset, source: str, low: np.ndarray, high: np.ndarray, obs_dim: 
 def import_dataset(id_or_path: str, out: str | os.PathLike, name: str | None = None,
                    random_episodes: int = RANDOM_EPISODES, seed: int = 0) -> str:
     """Imports one Minari dataset as a task of the dataset folder `out`; returns its name."""
+    name, arrays, spec = _converted(id_or_path, name, random_episodes, seed)
+    storage.write_task(out, name, arrays, spec)
+    return name
+
+
+def _converted(id_or_path: str, name: str | None, random_episodes: int,
+               seed: int) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+    """(task name, arrays, spec) of a Minari dataset, checked as storage would on writing."""
     dataset = open_dataset(id_or_path)
     metadata = dict(dataset.storage.metadata)
     dataset_id = str(metadata.get("dataset_id") or id_or_path)
@@ -212,8 +220,8 @@ def import_dataset(id_or_path: str, out: str | os.PathLike, name: str | None = N
                    "algorithm_name": metadata.get("algorithm_name"), "ref_min_score": ref_min,
                    "ref_max_score": ref_max, "path": str(id_or_path)},
     }
-    storage.write_task(out, name, arrays, spec)
-    return name
+    storage.check_values(source, name, arrays, spec)  # named by its source, not the file it would become
+    return name, arrays, spec
 
 
 @contextlib.contextmanager
@@ -321,4 +329,11 @@ def import_datasets(ids_or_paths: Iterable[str], out: str | os.PathLike, seed: i
     sources = list(ids_or_paths)
     for source in sources:
         open_dataset(source)
-    return [import_dataset(source, out, seed=seed) for source in sources]
+    # Every dataset converted and checked (NaN, a Discrete action space, ...) before any is
+    # written: a refused import leaves the folder as it was.
+    converted = [_converted(source, None, RANDOM_EPISODES, seed) for source in sources]
+    written = {}  # an id and its folder are one dataset (one name): written once
+    for name, arrays, spec in converted:
+        if name not in written:
+            written[name] = storage.write_task(out, name, arrays, spec)
+    return [name for name, _, _ in converted]

@@ -25,16 +25,17 @@ def task_statistics(data: storage.TaskData) -> dict:
         "episodes": data.num_episodes,
         "transitions": data.num_transitions,
         "random_return": float(spec["random_return"]),
-        "random_episodes": int(spec["random_episodes"]),
+        # Optional fields (an imported task has no snapshots; storage checks the required ones).
+        "random_episodes": int(spec.get("random_episodes") or 0),
         "expert_return": float(spec["expert_return"]),
-        "snapshots": len(spec["snapshots"]),
-        "snapshot_returns": [round(float(s["mean_return"]), 1) for s in spec["snapshots"]],
+        "snapshots": len(spec.get("snapshots") or []),
+        "snapshot_returns": [round(float(s["mean_return"]), 1) for s in spec.get("snapshots") or []],
         "learner_seconds": spec.get("learner_seconds"),
     }
     for q in QUANTILES:
         row[f"return_q{int(q * 100):02d}"] = float(np.quantile(returns, q))
     for group in ("random", "early", "middle", "final"):
-        if group in spec["composition"]:
+        if group in (spec.get("composition") or {}):
             row[f"share_{group}"] = spec["composition"][group]["realized_share"]
     return row
 

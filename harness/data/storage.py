@@ -173,6 +173,7 @@ def write_task(directory: str | os.PathLike, task: str, arrays: Mapping[str, np.
                spec: Mapping[str, Any]) -> Path:
     """Writes one task atomically: npz to a temp name then renamed, spec last."""
     npz_path, spec_path = paths(directory, task)
+    check_values(npz_path, task, arrays, spec)  # refused before anything is written
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     # An old spec must not vouch for the new npz while it is being replaced.
     spec_path.unlink(missing_ok=True)
@@ -216,7 +217,67 @@ def read_spec(directory: str | os.PathLike, task: str) -> dict[str, Any]:
         )
     if spec.get("task") != task:
         raise DatasetError(f"{spec_path}: spec is for task {spec.get('task')!r}, expected {task!r}")
+    _check_spec_fields(spec_path, task, spec)
     return spec
+
+
+# Spec fields training and `pac data --stats` read: (name, kind, lowest allowed value).
+REQUIRED_FIELDS: tuple[tuple[str, type, int | None], ...] = (
+    ("observation_dim", int, 1), ("action_dim", int, 1), ("action_repeat", int, 1), ("num_episodes", int, 1),
+    ("num_transitions", int, 1), ("random_return", float, None), ("expert_return", float, None))
+
+
+def _check_spec_fields(path: Path, task: str, spec: Mapping[str, Any]) -> None:
+    """One-line DatasetError naming the file, the task and the first missing or bad field."""
+    for name, kind, lowest in REQUIRED_FIELDS:
+        value = spec.get(name)
+        if value is None:
+            raise DatasetError(f"{path}: task {task!r}: spec field {name!r} is missing")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int and not (number and float(value).is_integer()):
+            raise DatasetError(f"{path}: task {task!r}: spec field {name}={value!r} must be an integer")
+        if kind is float and not (number and np.isfinite(value)):
+            raise DatasetError(f"{path}: task {task!r}: spec field {name}={value!r} must be a finite number")
+        if lowest is not None and value < lowest:
+            empty = " (an empty task)" if name in ("num_episodes", "num_transitions") else ""
+            raise DatasetError(f"{path}: task {task!r}: spec field {name}={value!r} must be >= {lowest}{empty}")
+    _check_references(path, task, spec)
+
+
+def _check_references(path: Path, task: str, spec: Mapping[str, Any]) -> None:
+    """Normalized returns divide by expert - random: the expert must be above the random policy."""
+    random, expert = spec.get("random_return"), spec.get("expert_return")
+    for name, value in (("random_return", random), ("expert_return", expert)):
+        if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value)):
+            raise DatasetError(f"{path}: task {task!r}: spec field {name}={value!r} must be a finite number")
+    if random is not None and expert is not None and not expert > random:
+        raise DatasetError(f"{path}: task {task!r}: spec field expert_return={expert!r} must be above "
+                           f"random_return={random!r} (normalized returns divide by their difference)")
+
+
+# Arrays whose every value must be finite (NaN or inf would reach the losses as if they
+# were the learner's fault, or the references as nonsense).
+FINITE_ARRAYS = ("observations", "actions", "rewards", "discounts", "quality", "episode_returns", "episode_quality")
+
+
+def check_values(path: str | os.PathLike, task: str, arrays: Mapping[str, np.ndarray],
+                 spec: Mapping[str, Any]) -> None:
+    """Data refused at the door, on writing (`pac data`, `--import-minari`) and loading: a
+    task with no transitions, a non-finite value in any float array, references whose
+    expert is not above random. One-line DatasetError naming the file, the task and the field."""
+    lengths = arrays.get("episode_lengths")
+    if lengths is None or len(lengths) == 0 or int(np.sum(lengths)) == 0:
+        raise DatasetError(f"{path}: task {task!r}: field episode_lengths holds no transitions (an empty task)")
+    for name in FINITE_ARRAYS:
+        if name not in arrays:
+            continue
+        values = np.asarray(arrays[name])
+        finite = np.isfinite(values)
+        if not finite.all():
+            where = np.argwhere(~finite)[0]
+            raise DatasetError(f"{path}: task {task!r}: field {name} has {int((~finite).sum())} non-finite values "
+                               f"(first {values[tuple(where)]} at index {tuple(int(i) for i in where)})")
+    _check_references(path, task, spec)
 
 
 def read_task(directory: str | os.PathLike, task: str, verify_checksum: bool = True) -> TaskData:
@@ -233,6 +294,7 @@ def read_task(directory: str | os.PathLike, task: str, verify_checksum: bool = T
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise DatasetError(f"{npz_path}: unreadable array file ({type(err).__name__}: {err})") from None
     _check_arrays(npz_path, spec, arrays)
+    check_values(npz_path, task, arrays, spec)
     return TaskData(spec=spec, arrays=arrays)
 
 
