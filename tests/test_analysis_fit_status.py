@@ -88,6 +88,18 @@ def test_allocate_gives_both_approaches_with_intervals_that_cover_the_true_law(t
     assert "3: L(N, D)" in out and "2: isoFLOP" in out and out.count("\n") == 5
     assert cli.main(["allocate", "--fits", str(tmp_path / "out" / "fits.json"), "--budget", "-1"]) == 2
     assert "--budget=-1.0 must be a finite number of FLOPs > 0" in capsys.readouterr().err
+    # Far outside the fitted compute (issue 24, item 18): marked beyond 1 decade, refused
+    # beyond 3, either way.
+    assert 3e21 / 10 < max(fits["points"]["C"]) <= 3e21 and min(fits["points"]["C"]) >= 1e17
+    assert cli.main(["allocate", "--fits", str(tmp_path / "out" / "fits.json"), "--budget", "1e23"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("EXTRAPOLATED 2.0 decades beyond the fitted compute") == 2, out
+    assert "EXTRAPOLATED" not in "\n".join(allocate.format_rows(allocate.allocate(fits, [3e21])).splitlines())
+    for budget, where in (("1e-300", "decades outside"), ("1e300", "decades outside"),
+                          ("1e25", "4.0 decades outside"), ("1e12", "decades outside")):
+        assert cli.main(["allocate", "--fits", str(tmp_path / "out" / "fits.json"), "--budget", budget]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and where in err and "fitted compute range" in err, err
 
 
 def test_duplicated_csv_rows_are_named_and_dropped(tmp_path):

@@ -146,6 +146,19 @@ def test_bad_grid_flags_and_fit_inputs(spec_files, tiny_dataset_dir, tmp_path, c
     for budget in ("-1", "nan", "inf"):
         code, err = _run(["allocate", "--fits", tmp_path / "fits.json", "--budget", budget], capsys)
         assert code == 2 and len(err.splitlines()) == 1 and "--budget" in err, err
+    # fits.json of the wrong shape or types (issue 24, item 13): one line naming the file.
+    power = {"coefficient": 1.0, "exponent": 0.5}
+    for content, expected in (([1, 2], "not a fits file (a JSON object of laws from `pac fit`, got list)"),
+                              ("text", "got str"),
+                              ({"approach3": {"E": "x", "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}}, "malformed laws"),
+                              ({"approach2": {"n_opt_fit": {**power, "coefficient": "abc"}, "d_opt_fit": power}},
+                               "malformed laws"),
+                              ({"approach2": {"n_opt_fit": [1], "d_opt_fit": power}}, "malformed laws"),
+                              ({"groups": [1]}, "has no 'bc' laws")):
+        (tmp_path / "bad_fits.json").write_text(json.dumps(content))
+        group = ["--group", "bc"] if "groups" in content else []
+        code, err = _run(["allocate", "--fits", tmp_path / "bad_fits.json", "--budget", "1e12", *group], capsys)
+        assert code == 2 and len(err.splitlines()) == 1 and "bad_fits.json" in err and expected in err, err
     code, err = _run(["fit", "--csv", tmp_path / "bad.csv", "--out", tmp_path / "fits", "--bootstrap", "-1"], capsys)
     assert code == 2 and "--bootstrap" in err, err
 

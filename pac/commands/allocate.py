@@ -32,11 +32,21 @@ def run(args: argparse.Namespace) -> int:
     for budget in args.budget:
         if not (math.isfinite(budget) and budget > 0):
             raise ValueError(f"--budget={budget} must be a finite number of FLOPs > 0")
+    if not isinstance(fits, dict):
+        raise ValueError(f"{path}: not a fits file (a JSON object of laws from `pac fit`, got {type(fits).__name__})")
     if args.group != "all":
-        groups = fits.get("groups") or {}
-        if args.group not in groups:
+        groups = fits.get("groups") if isinstance(fits.get("groups"), dict) else {}
+        if not isinstance(groups.get(args.group), dict):
             raise ValueError(f"{path} has no {args.group!r} laws (groups: {', '.join(groups) or 'none'})")
         fits = groups[args.group]
-    rows = allocate.allocate(fits, args.budget)
+    span = allocate.fitted_compute_range(fits)
+    for budget in args.budget:  # refused before the laws are read
+        allocate.check_budget(budget, span)
+    try:
+        rows = allocate.allocate(fits, args.budget)
+    # A law of the wrong shape or types (a hand-edited or foreign file) fails inside numpy
+    # or ParametricLaw in many ways: say which file, in one line.
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
+        raise ValueError(f"{path}: malformed laws ({type(err).__name__}: {err})") from None
     print(allocate.format_rows(rows))
     return 0
