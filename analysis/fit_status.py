@@ -10,8 +10,8 @@ The checks (what a reader of a scaling-law paper would check before trusting a n
     (no interior minimum: the allocation is extrapolated, not measured), a budget whose
     profile is not convex (skipped by the fit), or one whose valley is shallower than
     FLAT_DEPTH x its points' scatter about the parabola (a vertex fitted to noise);
-  - an exponent whose interval spans 0 (the sign is not known) or is wider than
-    MAX_INTERVAL_WIDTH (the value is not known);
+  - an exponent without an interval, or whose interval spans 0 (the sign is not known)
+    or is wider than MAX_INTERVAL_WIDTH (the value is not known);
   - an estimate outside its own interval (the bootstrap refits disagree with the fit);
   - approach 3's irreducible loss E at the bottom of its range (E < E_FLOOR x the lowest
     loss: the fit traded E away for a power law that bends the other way).
@@ -96,7 +96,8 @@ def assess(approach: str, fit: Mapping[str, Any], min_loss: float | None = None,
         if value is None or not math.isfinite(value):
             reasons.append(f"{name} is not finite")
             continue
-        if interval is None:
+        if interval is None:  # no bootstrap refits: nothing says the value is known
+            reasons.append(f"{name} has no interval (fitted without bootstrap refits)")
             continue
         lo, hi = interval
         if lo <= 0 <= hi:

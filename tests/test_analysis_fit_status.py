@@ -117,3 +117,43 @@ def test_duplicated_csv_rows_are_named_and_dropped(tmp_path):
     pd.testing.assert_frame_equal(deduplicated, load.load_csv(str(tmp_path / "once.csv")))
     with pytest.warns(UserWarning, match="kept"):
         assert len(load.load_csv(str(tmp_path / "twice.csv"), keep_duplicates=True)) == 36
+
+
+def _profile(depth: float, noise: float) -> tuple[dict, dict]:
+    """An approach-2 entry with one budget whose parabola (in log N) is `depth` deep at the
+    sampled edges, and 8 points about it with alternating `noise`."""
+    n = np.geomspace(1e6, 1e8, 8)
+    x, mid = np.log(n), np.log(1e7)
+    c2 = depth / (np.log(1e8) - mid) ** 2
+    coefficients = [2.0 + c2 * mid * mid, -2 * c2 * mid, c2]
+    loss = 2.0 + c2 * (x - mid) ** 2 + noise * np.array([1, -1] * 4)
+    budget = {"budget": 1e15, "coefficients": coefficients, "n_min": 1e6, "n_max": 1e8, "loss_opt": 2.0,
+              "n_opt": 1e7, "at_edge": False}
+    fit = {"budgets": [budget, dict(budget, budget=1e16), dict(budget, budget=1e17)], "a": 0.5, "b": 0.5,
+           "ci95": {"a": [0.4, 0.6], "b": [0.4, 0.6]}}
+    return fit, {"N": list(n), "budget": [1e15] * 8, "loss": list(loss)}
+
+
+def test_a_valley_shallower_than_twice_its_scatter_is_degenerate():
+    # Issue 24, item 21: the rule behind "approach 2 degenerate" in the study's verdict.
+    deep, points = _profile(depth=0.2, noise=0.01)
+    assert fit_status.assess("approach2", deep, points=points) == {"status": "ok", "reasons": []}
+    shallow, points = _profile(depth=0.02, noise=0.01)
+    verdict = fit_status.assess("approach2", shallow, points=points)
+    assert verdict["status"] == "degenerate" and len(verdict["reasons"]) == 1
+    assert verdict["reasons"][0].startswith("budget 1e+15: valley depth 0.02 is within 2x the points' scatter")
+
+
+@pytest.mark.parametrize("interval, reason", [
+    ([0.3, 0.7], None),
+    ([0.1, 1.3], "a interval [0.1, 1.3] is wider than 1"),
+    ([-0.1, 0.9], "a interval [-0.1, 0.9] spans 0"),
+    ([0.6, 0.7], "a = 0.5 lies outside its own interval [0.6, 0.7]"),
+    (None, "a has no interval (fitted without bootstrap refits)"),
+])
+def test_exponent_intervals_wider_than_1_or_missing_are_degenerate(interval, reason):
+    # Issue 24, items 21-22: the width rule, and a law without intervals is never "ok".
+    fit = {"budgets": [{"budget": b, "at_edge": False} for b in (1e15, 1e16, 1e17)], "a": 0.5, "b": 0.5,
+           "ci95": {"b": [0.4, 0.6]} | ({"a": interval} if interval else {})}
+    verdict = fit_status.assess("approach2", fit)
+    assert verdict["reasons"] == ([reason] if reason else []) and verdict["status"] == ("degenerate" if reason else "ok")
