@@ -10,6 +10,10 @@ this run writes (not the base columns first, a row that does not parse, steps ou
 order) is never rewritten: it is kept aside under a new name and the run says so. Each
 (step, split) is written once.
 
+Fault tests kill a run at a known point, never by racing it: with PAC_PAUSE_AFTER_ROW
+set to `STEP` (or `RUN_NAME@STEP`), the writer of that run blocks for good after writing
+its train row of that step, so a SIGKILL lands there whatever the machine's speed.
+
 With `tensorboard=True` every numeric value also goes to TensorBoard event files in
 <run>/tensorboard/ (tensorboardX; tag `split/metric`), beside the CSV, never instead of
 it. A resumed run starts its events with a purge at the restored step, so TensorBoard
@@ -123,6 +127,9 @@ class MetricsWriter:
             self._rewrite(rows)
         self._writer.writerow({k: _format(v) for k, v in row.items()})
         self._file.flush()
+        if key[1] == "train" and _pause_requested(self.path.parent.name, key[0]):
+            while True:  # a fault test's kill point: wait here for its SIGKILL
+                time.sleep(3600)
         if self._tensorboard is not None:
             step = int(row["step"])
             for name, value in row.items():
@@ -134,6 +141,17 @@ class MetricsWriter:
         self._file.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+PAUSE_VARIABLE = "PAC_PAUSE_AFTER_ROW"
+
+
+def _pause_requested(run_name: str, step: str) -> bool:
+    wanted = os.environ.get(PAUSE_VARIABLE)
+    if not wanted:
+        return False
+    name, _, at = wanted.rpartition("@")
+    return at == step and name in ("", run_name)
 
 
 def _format(value: Any) -> Any:

@@ -181,10 +181,21 @@ def test_a_plain_file_fails_its_cell_only_and_a_damaged_index_is_rebuilt(spec_fi
 def test_a_killed_launcher_resumes_where_it_stopped(reference, spec_file, tmp_path):
     first, second = CELLS[0], CELLS[2]  # 17 then 62 updates, one at a time
     grid = tmp_path / "tiny"
+    # The second cell is held after its step-15 row (past its step-10 checkpoint), however
+    # fast the machine: the kill never races the job's end.
     proc = subprocess.Popen(_grid_command(spec_file, tmp_path, "--only-cells", first, second),
+                            env=dict(os.environ, PAC_PAUSE_AFTER_ROW=f"{second}@15"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def held() -> bool:
+        try:
+            return (grid / second / "checkpoints" / "10").is_dir() and \
+                "\n15,train" in (grid / second / "metrics.csv").read_text()
+        except OSError:
+            return False
+
     try:
-        _wait_for(lambda: (grid / second / "checkpoints" / "10").is_dir(), proc)
+        _wait_for(held, proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

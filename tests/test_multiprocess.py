@@ -38,11 +38,18 @@ def _prepare(dataset, run_dir: Path) -> Path:
     return run_dir
 
 
-def _start(run_dir: Path, processes: int) -> list[subprocess.Popen]:
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _start(run_dir: Path, processes: int, **env_vars: str) -> list[subprocess.Popen]:
     port = _free_port()
     started = []
     for pid in range(processes):
-        env = dict(os.environ, JAX_PLATFORMS="cpu")
+        env = dict(os.environ, JAX_PLATFORMS="cpu", **env_vars)
         if processes > 1:
             env.update(JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES=str(processes),
                        JAX_PROCESS_ID=str(pid))
@@ -80,9 +87,11 @@ def test_two_processes_match_one_and_resume_after_both_are_killed(tiny_dataset_d
     # Both processes SIGKILLed after the step-10 checkpoint; the same two commands resume
     # and end where the uninterrupted 2-process run ended.
     killed = _prepare(tiny_dataset_dir, tmp_path / "killed")
-    procs = _start(killed, 2)
+    # Held after the step-15 row (process 1 then waits on process 0), however fast the machine.
+    procs = _start(killed, 2, PAC_PAUSE_AFTER_ROW="15")
     deadline = time.time() + 300
-    while not (killed / "checkpoints" / "10").is_dir() and time.time() < deadline and procs[0].poll() is None:
+    while not ((killed / "checkpoints" / "10").is_dir() and "\n15,train" in _text(killed / "metrics.csv")) \
+            and time.time() < deadline and procs[0].poll() is None:
         time.sleep(0.05)
     for p in procs:
         p.send_signal(signal.SIGKILL)

@@ -31,6 +31,13 @@ def _train_command(dataset: Path, run_dir: Path, steps: int) -> list[str]:
             "--eval-episodes", "0", "--num-sampled-actions", "4"]
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def _final_params(run_dir: Path, steps: int):
     import orbax.checkpoint as ocp
 
@@ -46,14 +53,17 @@ def test_killed_job_resumes_and_matches_uninterrupted(tiny_dataset_dir, tmp_path
     subprocess.run(_train_command(tiny_dataset_dir, reference, steps), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_command(tiny_dataset_dir, killed, steps), env=env,
+    # Held after its step-15 row (metrics past the step-10 checkpoint), however fast the machine.
+    proc = subprocess.Popen(_train_command(tiny_dataset_dir, killed, steps), env=dict(env, PAC_PAUSE_AFTER_ROW="15"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (killed / "checkpoints" / "10").is_dir() and time.time() < deadline and proc.poll() is None:
+    while not ((killed / "checkpoints" / "10").is_dir() and "\n15,train" in _text(killed / "metrics.csv")) \
+            and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "result.json").exists(), "the job finished before it could be killed"
+    assert _text(killed / "metrics.csv").splitlines()[-1].startswith("15,train,")  # killed where it was held
 
     resumed = subprocess.run(_train_command(tiny_dataset_dir, killed, steps), check=True, env=env,
                              capture_output=True, text=True)
