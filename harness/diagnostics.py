@@ -58,3 +58,22 @@ def critic_and_weight_diagnostics(sampled_q: jax.Array, weights: jax.Array, q_da
     if mc_return is not None:
         metrics["q_mc_rank_corr"] = spearman(q_data, mc_return)
     return metrics
+
+
+def advantage_diagnostics(sampled_q: jax.Array, num_samples: int,
+                          mc_return: jax.Array | None = None) -> dict[str, jax.Array]:
+    """Within-state diagnostics. sampled_q [B, N] (or [B, N + 1] with the data action's Q
+    last). q_sample_range: mean over states of max - min of Q over the policy's samples.
+    With the data action: advantage_std, the batch std of A = Q(s, a_data) - mean_j Q(s, a_j),
+    and advantage_mc_rank_corr, the Spearman correlation of A with the Monte-Carlo return
+    minus the same baseline: does the critic rank the data's actions within their states
+    as their outcomes do."""
+    samples = sampled_q[:, :num_samples]
+    metrics = {"q_sample_range": jnp.mean(jnp.max(samples, axis=-1) - jnp.min(samples, axis=-1))}
+    if sampled_q.shape[-1] > num_samples:
+        baseline = jnp.mean(samples, axis=-1)
+        advantage = sampled_q[:, -1] - baseline
+        metrics["advantage_std"] = jnp.std(advantage)
+        if mc_return is not None:
+            metrics["advantage_mc_rank_corr"] = spearman(advantage, mc_return - baseline)
+    return metrics

@@ -64,6 +64,13 @@ class LearnerHyperparams:
     merge_target_encodes: bool
     discount: float
     critic_target: str  # 'expected' (two-hot of the mean) or 'distributional' (C51).
+    # 'sampled': MPO's step over N policy samples (the paper's); 'data_advantage': the data
+    # action weighted by its advantage over the policy's samples (CRR/AWAC/V-MPO's route).
+    policy_improvement: str
+    # 'critic': A = Q(s, a_data) - V(s); 'monte_carlo': the data's discounted return-to-go
+    # from (s, a_data) - V(s) (AWR's estimate); V(s) = mean_j Q(s, a_j) over the policy's samples.
+    advantage_estimate: str
+    advantage_kl_epsilon: float
     # MPO's temperature: its initial value, its floor, and the KL bound of its dual.
     initial_temperature: float
     min_temperature: float
@@ -308,6 +315,9 @@ class Learner:
             next_policy = net.policy_logits(target_params, next_latents)
         sampled_bins = losses.sample_action_bins(sample_key, target_policy, cfg.num_sampled_actions, cfg.action_sampling)
         sampled_actions = discretization.bin_to_action(sampled_bins, model.num_action_bins) * fmask[:, None]
+        if cfg.policy_improvement == "data_advantage":
+            # The data action is one more critic query beside the N samples (counted in the FLOPs).
+            sampled_actions = jnp.concatenate([sampled_actions, batch.action[:, None, :] * fmask[:, None]], axis=1)
         sampled_q = discretization.categorical_mean(
             net.q_logits(target_params, target_latents, sampled_actions, batch.action_mask), self.support)
 
@@ -322,9 +332,34 @@ class Learner:
         policy = self.networks.policy_logits(params, latents)
         data_bins = discretization.action_to_bin(batch.action, self.networks.config.num_action_bins)
         log_prob_data = losses.action_log_prob(policy, data_bins, batch.action_mask)
-        log_prob_samples = losses.action_log_prob(policy, sampled_bins, batch.action_mask)
-        loss = jnp.mean(losses.policy_loss(log_prob_data, log_prob_samples, weights, alpha))
+        if self.hyperparams.policy_improvement == "data_advantage":
+            loss = jnp.mean(losses.advantage_weighted_policy_loss(log_prob_data, weights, alpha))
+        else:
+            log_prob_samples = losses.action_log_prob(policy, sampled_bins, batch.action_mask)
+            loss = jnp.mean(losses.policy_loss(log_prob_data, log_prob_samples, weights, alpha))
         return loss, {"bc_loss": -jnp.mean(log_prob_data), "policy_loss": loss}
+
+    def _improvement(self, sampled_q, temperature, batch: Batch):
+        """The improvement weights, the values the stepped temperature dual is fitted on, and
+        the temperature the weights used.
+
+        'sampled': weights [B, N] over the policy's samples of each state (MPO), softmax_j(Q
+        / eta) with the stepped dual's eta. 'data_advantage': one weight per example [B],
+        B * softmax over the batch of the data action's advantage A / eta (mean weight 1),
+        eta solved per batch so that the weights lie advantage_kl_epsilon from uniform.
+        """
+        cfg = self.hyperparams
+        if cfg.policy_improvement == "data_advantage":
+            baseline = jnp.mean(sampled_q[:, :cfg.num_sampled_actions], axis=-1)
+            value = sampled_q[:, -1] if cfg.advantage_estimate == "critic" else batch.mc_return
+            # Standardized within each task of the batch: tasks' returns differ in scale, and
+            # one softmax over raw advantages would hand the whole batch to the noisiest task.
+            advantage = losses.standardize_per_task(jax.lax.stop_gradient(value - baseline), batch.task_id,
+                                                    self.networks.config.num_tasks)
+            eta = losses.temperature_for_kl(advantage, cfg.advantage_kl_epsilon)
+            weights = jax.nn.softmax(advantage / eta) * advantage.shape[0]
+            return weights, sampled_q[:, :cfg.num_sampled_actions], eta
+        return losses.improvement_weights(sampled_q, temperature), sampled_q, temperature
 
     def _critic_loss(self, params, latents, batch: Batch, target_probs):
         q_logits = self.networks.q_logits(params, latents, batch.action[:, None, :], batch.action_mask)[:, 0]
@@ -342,7 +377,7 @@ class Learner:
         """
         cfg = self.hyperparams
         sampled_bins, sampled_q, target_probs = self._target_passes(target_params, batch, key)
-        weights = losses.improvement_weights(sampled_q, temperature)
+        weights, dual_values, used_temperature = self._improvement(sampled_q, temperature, batch)
         policy_fn = lambda p, z: self._policy_loss(p, z, batch, sampled_bins, weights, alpha)  # noqa: E731
         critic_fn = lambda p, z: self._critic_loss(p, z, batch, target_probs)  # noqa: E731
         grads, grad_metrics = None, {}
@@ -373,16 +408,21 @@ class Learner:
             latents = self.networks.encode(params, _inputs(batch))
             (policy_loss, policy_logs), (critic_loss, critic_logs) = policy_fn(params, latents), critic_fn(params, latents)
         q_data = critic_logs.pop("q_data")
+        batch_weights = weights[None, :] / weights.shape[0] if weights.ndim == 1 else weights
         metrics = {
             "loss": policy_loss + critic_loss,
             **policy_logs,
             **critic_logs,
             "q_mean": jnp.mean(q_data),
-            "kl_improvement": jnp.mean(losses.kl_to_samples(weights)),
-            **diagnostics.critic_and_weight_diagnostics(sampled_q, weights, q_data, getattr(batch, "mc_return", None)),
+            "temperature": used_temperature,
+            "kl_improvement": jnp.mean(losses.kl_to_samples(batch_weights)),
+            **diagnostics.critic_and_weight_diagnostics(sampled_q[:, :self.hyperparams.num_sampled_actions],
+                                                        batch_weights, q_data, getattr(batch, "mc_return", None)),
+            **diagnostics.advantage_diagnostics(sampled_q, self.hyperparams.num_sampled_actions,
+                                                getattr(batch, "mc_return", None)),
             **grad_metrics,
         }
-        return metrics, sampled_q, grads
+        return metrics, dual_values, grads
 
     def _sampled_chunk(self, state: TrainingState, data: SplitArrays, constants: RunConstants, length: jax.Array):
         """`length` (>= 1) updates, each on a batch drawn on the device from `data` (a split
@@ -412,8 +452,9 @@ class Learner:
         cfg = self.hyperparams
         key = jax.random.fold_in(jax.random.key(constants.seed), state.step)
         temperature = jnp.exp(state.log_temperature)
-        metrics, sampled_q, grads = self._losses_and_grads(
+        metrics, dual_values, grads = self._losses_and_grads(
             state.params, state.target_params, temperature, batch, key, constants.alpha, with_grads=True)
+
         grad_norm = optax.tree.norm(grads)
         if cfg.gradient_clipping == "global":
             grads = jax.tree.map(lambda g: g * _clip_scale(grad_norm, cfg.max_grad_norm), grads)
@@ -423,7 +464,7 @@ class Learner:
         params = optax.apply_updates(state.params, updates)
 
         dual, temperature_grad = jax.value_and_grad(
-            lambda log_t: losses.temperature_dual_loss(jnp.exp(log_t), sampled_q, cfg.kl_epsilon))(state.log_temperature)
+            lambda log_t: losses.temperature_dual_loss(jnp.exp(log_t), dual_values, cfg.kl_epsilon))(state.log_temperature)
         temperature_update, temperature_opt_state = self._temperature_optimizer.update(
             temperature_grad, state.temperature_opt_state)
         # MPO keeps eta above a floor: as Q's spread over the sampled actions shrinks the
@@ -434,7 +475,6 @@ class Learner:
         step = state.step + 1
         target_params = self._next_target_params(params, state.target_params, step)
         metrics.update(
-            temperature=temperature,
             temperature_dual=dual,
             grad_norm=grad_norm,
             learning_rate=learning_rate,

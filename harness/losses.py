@@ -114,3 +114,46 @@ def kl_to_samples(weights: jax.Array) -> jax.Array:
     """KL(q || uniform over the N samples): how far the improved policy moved, [B]."""
     num = weights.shape[-1]
     return jnp.sum(weights * (jnp.log(weights + 1e-12) + jnp.log(num)), axis=-1)
+
+
+def temperature_for_kl(values: jax.Array, kl_epsilon: float, iterations: int = 40) -> jax.Array:
+    """The eta at which softmax(values / eta) over a batch [B] lies exactly kl_epsilon from
+    uniform (MPO's dual constraint, solved per batch by bisection on log eta rather than by
+    gradient steps: the batch's advantages change faster than a stepped dual follows).
+    KL falls monotonically as eta grows; a bound at or above log B gives the smallest eta
+    searched (all weight on the best example)."""
+    values = jax.lax.stop_gradient(values).astype(jnp.float32)
+    scale = jnp.std(values) + 1e-8
+    num = values.shape[0]
+
+    def kl(log_eta):
+        weights = jax.nn.softmax(values / jnp.exp(log_eta))
+        return jnp.sum(weights * (jnp.log(weights + 1e-12) + jnp.log(num)))
+
+    def step(_, bounds):
+        low, high = bounds
+        middle = 0.5 * (low + high)
+        too_peaked = kl(middle) > kl_epsilon  # eta too small: raise the lower bound
+        return jnp.where(too_peaked, middle, low), jnp.where(too_peaked, high, middle)
+
+    bounds = (jnp.log(scale) - 10.0, jnp.log(scale) + 10.0)
+    low, high = jax.lax.fori_loop(0, iterations, step, bounds)
+    return jnp.exp(high)
+
+
+def standardize_per_task(values: jax.Array, task_id: jax.Array, num_tasks: int) -> jax.Array:
+    """values [B] less their task's batch mean, over their task's batch std (tasks with one
+    example in the batch get 0)."""
+    counts = jax.ops.segment_sum(jnp.ones_like(values), task_id, num_tasks)
+    mean = jax.ops.segment_sum(values, task_id, num_tasks) / jnp.maximum(counts, 1.0)
+    centered = values - mean[task_id]
+    variance = jax.ops.segment_sum(centered ** 2, task_id, num_tasks) / jnp.maximum(counts, 1.0)
+    return centered / (jnp.sqrt(variance[task_id]) + 1e-6)
+
+
+def advantage_weighted_policy_loss(log_prob_data: jax.Array, weights: jax.Array, alpha) -> jax.Array:
+    """-(alpha + (1 - alpha) * w) * log pi(a_data|s), [B]: BC at alpha = 1; at alpha < 1 the
+    data's actions are imitated in proportion to their advantage weights w (mean 1 over
+    the batch), which moves the policy toward the data's better actions even where its
+    own samples rarely hold them."""
+    return -(alpha + (1.0 - alpha) * jax.lax.stop_gradient(weights)) * log_prob_data

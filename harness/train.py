@@ -98,7 +98,9 @@ def plan_run(config: TrainConfig) -> RunPlan:
         v_min=-1.0 / (1.0 - config.discount) if any(storage.reward_range(s)[0] < 0 for s in specs) else 0.0,
         v_max=1.0 / (1.0 - config.discount),
     )
-    flops = counts.train_flops_per_update(model, config.batch_size, config.num_sampled_actions, config.num_target_actions,
+    # 'data_advantage' asks the target critic about the data action too: one more query.
+    critic_queries = config.num_sampled_actions + (config.policy_improvement == "data_advantage")
+    flops = counts.train_flops_per_update(model, config.batch_size, critic_queries, config.num_target_actions,
                                           per_loss_gradients=config.gradient_clipping == "per_loss")
     if config.steps is not None:
         steps = config.steps
@@ -424,8 +426,9 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
                                           configs[i].eval_episodes, configs[i].eval_mode, configs[i].seed,
                                           train_sampler.normalizer)
             row = {**counters(plan.steps), "split": "eval", "wall_time": time.time(),
-                   "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()]))}
-            row.update({f"{key}/{name}": value for name, r in returns.items() for key, value in r.items()})
+                   "normalized_return": evaluation.summarize(returns)["normalized_return"]}
+            row.update({f"{key}/{name}": value for name, r in returns.items() for key, value in r.items()
+                        if np.isscalar(value)})
             writers[i].write(row)
         writers[i].close()
         checkpointers[i].close()
@@ -442,7 +445,10 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
             "valid": valid_metrics[i],
             "train": train_metrics[i],
             "returns": returns,
-            "normalized_return": float(np.mean([r["normalized_return"] for r in returns.values()])) if returns else None,
+            # Mean over tasks, with its 95% interval over evaluation episodes; how the actions
+            # were read from the policy's bins and how many episodes per task.
+            **evaluation.summarize(returns),
+            "evaluation": {"eval_mode": configs[i].eval_mode, "episodes_per_task": configs[i].eval_episodes},
             # Steady-state training: the updates after the first (compiling) dispatch, timed
             # without the validation and checkpoint saves that ran in between (None when the
             # run, or what was left of it, was a single dispatch). A run of a pack reports its

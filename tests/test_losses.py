@@ -90,3 +90,30 @@ def test_expected_td_target_is_the_two_hot_of_the_mean_backup():
     probs = losses.two_hot(values, support)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(probs @ support, [0.3, 2.75, 0.0, 4.0], rtol=1e-6)
+
+
+def test_temperature_for_kl_meets_the_bound_at_any_scale():
+    values = jnp.asarray(np.random.default_rng(0).normal(size=256), jnp.float32)
+    for scale, epsilon in [(1.0, 0.5), (50.0, 0.5), (0.01, 1.0), (1.0, 2.0)]:
+        eta = losses.temperature_for_kl(values * scale, epsilon)
+        weights = jax.nn.softmax(values * scale / eta)
+        kl = float(jnp.sum(weights * (jnp.log(weights) + np.log(256))))
+        assert abs(kl - epsilon) < 1e-3 * max(1.0, epsilon), (scale, epsilon, kl)
+    # Larger bounds give more peaked weights.
+    assert losses.temperature_for_kl(values, 2.0) < losses.temperature_for_kl(values, 0.5)
+
+
+def test_standardize_per_task_removes_each_tasks_scale():
+    values = jnp.array([0.0, 10.0, 100.0, 300.0, 5.0], jnp.float32)
+    task = jnp.array([0, 0, 1, 1, 2])
+    z = np.asarray(losses.standardize_per_task(values, task, 3))
+    np.testing.assert_allclose(z[:4], [-1, 1, -1, 1], atol=1e-4)
+    assert z[4] == 0.0  # a task seen once gets no weight of its own
+
+
+def test_advantage_weighted_policy_loss_moves_from_bc_to_weighted_bc():
+    log_prob = jnp.array([-1.0, -2.0])
+    weights = jnp.array([1.5, 0.5])
+    np.testing.assert_allclose(losses.advantage_weighted_policy_loss(log_prob, weights, 1.0), [1.0, 2.0])
+    np.testing.assert_allclose(losses.advantage_weighted_policy_loss(log_prob, weights, 0.0), [1.5, 1.0])
+    np.testing.assert_allclose(losses.advantage_weighted_policy_loss(log_prob, weights, 0.5), [1.25, 1.5])

@@ -49,7 +49,7 @@ def get_config() -> GridSpec:
             valid_every=5000,  # and always at the last step, whose row the fits read
             valid_examples_per_task=2048,  # the held-out loss's standard error is ~0.04 nats
             checkpoint_every=5000,
-            eval_episodes=1,  # per task, in the real environment, after training
+            eval_episodes=10,  # per task, in the real environment, after training (interval over episodes)
         ),
         min_steps=200,
         max_epochs=20.0,
