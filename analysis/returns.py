@@ -35,12 +35,14 @@ def method_of(alpha) -> np.ndarray:
 def return_scaling(index: pd.DataFrame, loss: str = "valid_bc_loss", value: str = "normalized_return") -> pd.DataFrame:
     """The paper's return scaling, per budget and method (BC, PAC): the model size with the
     lowest held-out loss (mean over seeds), its loss and its return as mean [95% bootstrap
-    interval over seeds], and the seed count. One row per (budget, method); empty without
+    interval over seeds], the mean half-width of each run's interval over evaluation episodes,
+    and the seed count. One row per (budget, method); empty without
     finished cells that have both columns."""
     done = index[(index["status"] == "done")] if "status" in index else index
     if done.empty or loss not in done or value not in done:
         return pd.DataFrame()
     done = done.assign(method=method_of(done["alpha"]))
+    episode = f"{value}_episode_ci95"
     rows = []
     for (budget, method), group in done.groupby(["budget_flops", "method"], sort=True):
         by_size = group.groupby("preset")
@@ -52,7 +54,10 @@ def return_scaling(index: pd.DataFrame, loss: str = "valid_bc_loss", value: str 
         rows.append({"budget": float(budget), "method": method, "preset": best,
                      "params": int(chosen["params"].iloc[0]) if "params" in chosen else None,
                      "loss": float(chosen[loss].mean()), "return": float(returns.mean()) if n else np.nan,
-                     "return_ci95": ci if n >= 2 else None, "seeds": n})
+                     "return_ci95": ci if n >= 2 else None, "seeds": n,
+                     # The evaluation's own noise: mean half-width of each run's 95% interval over episodes.
+                     "episode_ci95": (float(chosen[episode].mean()) if episode in chosen and chosen[episode].notna().any()
+                                      else None)})
     return pd.DataFrame(rows)
 
 

@@ -115,10 +115,14 @@ def _return_scaling_section(index: pd.DataFrame) -> list[str]:
         "normalized return [95% CI over seeds]": [
             "n/a" if not np.isfinite(r) else f"{r:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (1 seed)")
             for r, ci in zip(table["return"], table["return_ci95"])],
+        "episodes' 95% CI half-width": ["n/a" if e is None or not np.isfinite(e) else f"+-{e:.3f}"
+                                        for e in table["episode_ci95"]],
         "seeds": table["seeds"]})
     lines = ["## Return scaling", "",
              "Normalized return (0 = random policy, 1 = the dataset's expert) of the model size with the lowest "
-             "held-out loss at each budget, BC and PAC; intervals are 95% bootstrap intervals over seeds.", ""]
+             "held-out loss at each budget, BC and PAC; intervals are 95% bootstrap intervals over seeds, and "
+             "the episodes' half-width is the mean over its runs of each run's 95% interval over its "
+             "evaluation episodes (the evaluation's own noise).", ""]
     if int(table["seeds"].max()) < 2:
         lines += ["One seed per cell, so no interval over seeds: list more seeds in the grid spec (e.g. "
                   "`seeds=(0, 1, 2)`) for one. Each return is the mean over the evaluation episodes of all tasks.", ""]

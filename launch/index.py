@@ -10,6 +10,7 @@ Columns (a contract with analysis/: read them by name; the cell's own columns ne
   wall_seconds         the cell's process time in its last launch (done and failed cells)
   updates_per_second   the training loop's updates/s after compilation (metrics.csv)
   normalized_return    mean over tasks of the final evaluation (empty without evaluation)
+  normalized_return_episode_ci95  half-width of its 95% interval over evaluation episodes
   valid_<metric>       every overall held-out metric the run logged last (result.json's
                        "valid", e.g. valid_bc_loss, valid_critic_loss; not the per-task ones)
   train_<metric>       every training metric of the last logged step (result.json's "train")
@@ -29,7 +30,7 @@ from harness.run_folder import write_atomic
 
 CELL_COLUMNS = ("cell", "preset", "params", "params_nonembedding", "budget_flops", "alpha", "seed", "steps", "status",
            "examples", "epochs", "flops_per_update", "flops", "tokens_per_example", "reason", "error", "wall_seconds",
-           "updates_per_second", "normalized_return")
+           "updates_per_second", "normalized_return", "normalized_return_episode_ci95")
 STATUSES = ("done", "failed", "running", "pending", "skipped")
 INDEX_NAME = "index.csv"
 
@@ -39,10 +40,16 @@ def result_columns(result: Mapping[str, Any], cell_dir: Path) -> dict[str, Any]:
     from launch.estimate import steady_updates_per_second
 
     row = {"updates_per_second": steady_updates_per_second(cell_dir),
-           "normalized_return": result.get("normalized_return")}
+           "normalized_return": result.get("normalized_return"),
+           # Half-width of the 95% interval over evaluation episodes (empty before it was kept).
+           "normalized_return_episode_ci95": _halfwidth(result.get("normalized_return_ci95"))}
     for split in ("valid", "train"):
         row.update({f"{split}_{name}": value for name, value in (result.get(split) or {}).items() if "/" not in name})
     return row
+
+
+def _halfwidth(interval) -> float | None:
+    return (interval[1] - interval[0]) / 2.0 if interval else None
 
 
 def read_index(grid_dir: Path) -> dict[str, dict[str, Any]]:

@@ -64,13 +64,16 @@ def test_return_scaling_picks_the_lowest_loss_size_and_intervals_over_seeds():
             for alpha in (1.0, 0.5):
                 rows.append({"cell": f"{preset}_{alpha}_{seed}", "preset": preset, "params": params, "budget_flops": 1e11,
                              "alpha": alpha, "seed": seed, "status": "done", "valid_bc_loss": loss,
-                             "normalized_return": 0.3 + shift + (0.1 if alpha < 1 else 0.0)})
+                             "normalized_return": 0.3 + shift + (0.1 if alpha < 1 else 0.0),
+                             "normalized_return_episode_ci95": 0.05 * (seed + 1)})
     index = pd.DataFrame(rows)
     table = returns.return_scaling(index).set_index("method")
     assert list(table.preset) == ["large", "large"] and list(table.seeds) == [3, 3]
     assert table.loc["PAC", "return"] == pytest.approx(0.5) and table.loc["BC", "return"] == pytest.approx(0.4)
     lo, hi = table.loc["BC", "return_ci95"]
     assert 0.3 <= lo < 0.4 < hi <= 0.5
+    assert table.loc["BC", "episode_ci95"] == pytest.approx(0.1)  # mean of the runs' episode half-widths
+    assert returns.return_scaling(index.drop(columns="normalized_return_episode_ci95")).episode_ci95.isna().all()
     one_seed = returns.return_scaling(index[index.seed == 0])
     assert one_seed.return_ci95.isna().all() and set(one_seed.seeds) == {1}
     assert returns.return_scaling(index.drop(columns="normalized_return")).empty
