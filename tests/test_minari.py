@@ -337,6 +337,12 @@ def test_bad_minari_inputs_are_one_line_errors(minari_root, tiny_dataset_dir, tm
                             truncations=np.zeros(3, bool), infos={})]
     with pytest.warns(UserWarning):
         minari.create_dataset_from_buffers("test/nan/data-v0", buffer, env=pendulum, data_format="arrow")
+    # An episode's folder gone (issue 24, item 16): one line naming the dataset.
+    _record_pendulum("test/invertedpendulum/holed-v0", episodes=3)
+    shutil.rmtree(minari_root / "test" / "invertedpendulum" / "holed-v0" / "data" / "1")
+    assert "Minari dataset 'test/invertedpendulum/holed-v0': its episode files are missing or unreadable " \
+           "(FileNotFoundError: " in _error(
+        ["data", "--import-minari", "test/invertedpendulum/holed-v0", "--out", out], capsys)
     # After a good one (issue 24, item 17): checked before the good one is written.
     assert "Minari dataset 'test/nan/data-v0': task 'test-nan-data-v0': field rewards has 1 non-finite values" in _error(
         ["data", "--import-minari", "test/invertedpendulum/good-v0", "test/nan/data-v0", "--out", out], capsys)

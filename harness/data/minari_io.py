@@ -136,10 +136,28 @@ def _random_returns(env, episodes: int, seed: int) -> list[float]:
     return returns
 
 
+def _unreadable_episode(source: str, err: Exception) -> storage.DatasetError:
+    """A missing or damaged episode file fails inside minari or pyarrow naming only a path
+    (`error: .../data/2`): say which dataset, in one line."""
+    detail = (str(err).strip().splitlines() or [""])[0][:300]
+    return storage.DatasetError(f"{source}: its episode files are missing or unreadable ({type(err).__name__}: "
+                                f"{detail})")
+
+
 def _episodes(dataset, source: str, low: np.ndarray, high: np.ndarray, obs_dim: int,
               action_dim: int) -> list[dict[str, Any]]:
     episodes = []
-    for episode in dataset.iterate_episodes():
+    try:
+        iterator = iter(dataset.iterate_episodes())
+    except (OSError, ValueError, KeyError) as err:
+        raise _unreadable_episode(source, err) from None
+    while True:
+        try:
+            episode = next(iterator)
+        except StopIteration:
+            break
+        except (OSError, ValueError, KeyError) as err:
+            raise _unreadable_episode(source, err) from None
         observations = np.asarray(episode.observations, np.float32)
         length = len(episode.actions)
         if length == 0:
