@@ -73,6 +73,15 @@ class TrainConfig:
     # two-hot of r + gamma * E[Z_target(s', a')] (categorical regression of the expected
     # return); 'distributional' = the projected distribution of r + gamma * Z_target (C51).
     critic_target: str = "expected"
+    # The policy's training target: its log-likelihoods (BC's and the improvement's) are
+    # cross-entropies against a Gaussian over the bins with this std in action units,
+    # centred on the action (0 = the one-hot bin). The held-out bc_loss stays the plain
+    # NLL. Chosen by measurement (2026-12-01, 2-core CPU, demo data, top 25% of episodes,
+    # 5k updates at batch 256, 10 episodes a task on evaluation seed 7, apart from the
+    # comparison's seeds 0-4): a 2x256 MLP with this head scored 0.18 at std 0, 0.39 at
+    # 0.16, 0.64 at 0.32, 0.61 at 0.48, the same MLP regressing actions by MSE 0.75: the
+    # one-hot target learns where the data's actions lie far slower than regression.
+    policy_target_std: float = 0.32
     # The policy-improvement step of alpha < 1: 'sampled' is the paper's (MPO's weights over
     # num_sampled_actions actions of the target policy, eta by the kl_epsilon dual);
     # 'data_advantage' weights the data's own action by its advantage over those samples,
@@ -191,6 +200,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0 (inf = no clipping)")
         if self.initial_temperature < self.min_temperature:
             raise ValueError(f"initial_temperature={self.initial_temperature} must be >= min_temperature={self.min_temperature}")
+        if not 0.0 <= self.policy_target_std <= 2.0:
+            raise ValueError(f"policy_target_std={self.policy_target_std} must be in [0, 2] (action units; 0 = one-hot)")
         if not 0.0 < self.polyak_tau <= 1.0:
             raise ValueError(f"polyak_tau={self.polyak_tau} must be in (0, 1]")
         if not 0.0 < self.top_episode_fraction <= 1.0:

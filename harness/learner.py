@@ -66,6 +66,9 @@ class LearnerHyperparams:
     critic_target: str  # 'expected' (two-hot of the mean) or 'distributional' (C51).
     # 'sampled': MPO's step over N policy samples (the paper's); 'data_advantage': the data
     # action weighted by its advantage over the policy's samples (CRR/AWAC/V-MPO's route).
+    # Std, in action units, of the Gaussian target the policy's log-likelihoods are taken
+    # against (0: the one-hot bin of the action; see losses.smoothed_action_log_prob).
+    policy_target_std: float
     policy_improvement: str
     # 'critic': A = Q(s, a_data) - V(s); 'monte_carlo': the data's discounted return-to-go
     # from (s, a_data) - V(s) (AWR's estimate); V(s) = mean_j Q(s, a_j) over the policy's samples.
@@ -331,12 +334,17 @@ class Learner:
     def _policy_loss(self, params, latents, batch: Batch, sampled_bins, weights, alpha):
         policy = self.networks.policy_logits(params, latents)
         data_bins = discretization.action_to_bin(batch.action, self.networks.config.num_action_bins)
+        num_bins = self.networks.config.num_action_bins
+        # The loss uses the smoothed target; bc_loss stays the NLL of the data's own bin (the
+        # held-out quantity the scaling laws fit, comparable across settings).
+        std_bins = self.hyperparams.policy_target_std * (num_bins - 1) / 2.0
         log_prob_data = losses.action_log_prob(policy, data_bins, batch.action_mask)
+        target_data = losses.smoothed_action_log_prob(policy, data_bins, batch.action_mask, std_bins)
         if self.hyperparams.policy_improvement == "data_advantage":
-            loss = jnp.mean(losses.advantage_weighted_policy_loss(log_prob_data, weights, alpha))
+            loss = jnp.mean(losses.advantage_weighted_policy_loss(target_data, weights, alpha))
         else:
-            log_prob_samples = losses.action_log_prob(policy, sampled_bins, batch.action_mask)
-            loss = jnp.mean(losses.policy_loss(log_prob_data, log_prob_samples, weights, alpha))
+            target_samples = losses.smoothed_action_log_prob(policy, sampled_bins, batch.action_mask, std_bins)
+            loss = jnp.mean(losses.policy_loss(target_data, target_samples, weights, alpha))
         return loss, {"bc_loss": -jnp.mean(log_prob_data), "policy_loss": loss}
 
     def _improvement(self, sampled_q, temperature, batch: Batch):

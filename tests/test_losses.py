@@ -117,3 +117,24 @@ def test_advantage_weighted_policy_loss_moves_from_bc_to_weighted_bc():
     np.testing.assert_allclose(losses.advantage_weighted_policy_loss(log_prob, weights, 1.0), [1.0, 2.0])
     np.testing.assert_allclose(losses.advantage_weighted_policy_loss(log_prob, weights, 0.0), [1.5, 1.0])
     np.testing.assert_allclose(losses.advantage_weighted_policy_loss(log_prob, weights, 0.5), [1.25, 1.5])
+
+
+def test_smoothed_action_log_prob_is_cross_entropy_with_a_gaussian_over_bins():
+    logits = jnp.log(jax.nn.softmax(jnp.array([[[0.0, 1.0, 2.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0, 0.0]]])))
+    mask = jnp.array([[True, False]])
+    bins = jnp.array([[2, 0]])
+    # std 0 is the plain log-likelihood of the bin.
+    np.testing.assert_allclose(losses.smoothed_action_log_prob(logits, bins, mask, 0.0),
+                               losses.action_log_prob(logits, bins, mask), rtol=1e-6)
+    target = np.exp(-0.5 * ((np.arange(5) - 2) / 1.0) ** 2)
+    target /= target.sum()
+    expected = np.sum(target * np.asarray(jax.nn.log_softmax(logits[0, 0])))
+    np.testing.assert_allclose(losses.smoothed_action_log_prob(logits, bins, mask, 1.0), [expected], rtol=1e-5)
+    # Sampled actions [B, N, A] give [B, N]; the padded dim never counts.
+    many = losses.smoothed_action_log_prob(logits, jnp.array([[[2, 4], [2, 1]]]), mask, 1.0)
+    np.testing.assert_allclose(many, [[expected, expected]], rtol=1e-5)
+    # A smoothed target is maximized by a spread distribution, not a point mass on the bin.
+    peaked = jnp.log(jnp.array([[[1e-6, 1e-6, 1.0, 1e-6, 1e-6]]]))
+    spread = jnp.log(jnp.asarray(target, jnp.float32))[None, None]
+    assert losses.smoothed_action_log_prob(spread, bins[:, :1], mask[:, :1], 1.0) > \
+        losses.smoothed_action_log_prob(peaked, bins[:, :1], mask[:, :1], 1.0)
