@@ -8,6 +8,7 @@ as their own types, not plain lists.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable, Sequence
 
@@ -15,12 +16,53 @@ import jax
 import orbax.checkpoint as ocp
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (a full disk, a folder made read-only): one
+    line naming the folder and the step; the run resumes from its last complete step."""
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:200]
+
+
+class _OrbaxErrorsRaisedHere(logging.Filter):
+    """Drops orbax's own ERROR records (each with a traceback, logged from its background
+    threads): every failure they describe reaches the Checkpointer as an exception, and the
+    run reports it in one line (CheckpointWriteError)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
+
+
+_ORBAX_FILTER = _OrbaxErrorsRaisedHere()
+
+
 class Checkpointer:
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
+        for name in ("absl", ""):  # orbax logs through absl, which hands records to the root logger's handlers
+            if _ORBAX_FILTER not in logging.getLogger(name).filters:
+                logging.getLogger(name).addFilter(_ORBAX_FILTER)
+        self._directory = os.path.abspath(directory)
+        self._pending: int | None = None  # the step of the last save, written asynchronously
         self._manager = ocp.CheckpointManager(
-            os.path.abspath(directory),
+            self._directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True),
         )
+
+    def _error(self, step: int | None, err: BaseException) -> CheckpointWriteError:
+        # orbax reports a failed background write on the next save: name the step it names.
+        for candidate in (self._pending, step):
+            if candidate is not None and f"/{candidate}.orbax-checkpoint-tmp" in str(err):
+                step = candidate
+                break
+        # The failed write's other asyncio tasks would each log the same error again when
+        # collected (about a hundred tracebacks for one full disk): this line says it once.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        done = self._manager.latest_step()
+        return CheckpointWriteError(
+            f"{self._directory}: checkpoint step {step} could not be written ({type(err).__name__}: "
+            f"{_first_line(err)}); free space or make the folder writable, then rerun the same command to resume "
+            f"from {'step ' + str(done) if done is not None else 'the start'}")
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -32,7 +74,20 @@ class Checkpointer:
         self._manager.delete(step)
 
     def save(self, step: int, state: Any) -> None:
-        self._manager.save(step, args=ocp.args.StandardSave(state))
+        self.check()
+        try:
+            self._manager.save(step, args=ocp.args.StandardSave(state))
+        except Exception as err:  # noqa: BLE001 - orbax raises many kinds for one failed write
+            raise self._error(step, err) from err
+        self._pending = step
+
+    def check(self) -> None:
+        """Raises the CheckpointWriteError of a save that failed in the background, if any:
+        called at every logged step, so a failed write stops the run soon after it."""
+        try:
+            self._manager.check_for_errors()
+        except Exception as err:  # noqa: BLE001
+            raise self._error(self._pending, err) from err
 
     def restore(self, step: int, like: Any) -> Any:
         """Restores `step` into the structure, shapes, dtypes and shardings of `like`."""
@@ -40,10 +95,13 @@ class Checkpointer:
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as err:  # noqa: BLE001
+            raise self._error(self._pending, err) from err
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        self.wait()
         self._manager.close()
 
 

@@ -7,6 +7,7 @@ a resumed run repeats an uninterrupted one exactly.
 
 Passes per update (the structure `models.counts.train_flops_per_update` counts):
   target net on s:  encode + policy + critic on N sampled actions  -> improvement weights
+                    (policy_improvement='data_advantage': and on the data action, N + 1)
   target net on s': encode + policy + critic on N' sampled actions -> TD target
   online net on s:  encode + policy + critic on the data action    -> losses, with grads
                     (with gradient_clipping='per_loss' the encoder's backward runs once
@@ -128,12 +129,13 @@ def learning_rate_at(step: jax.Array, constants: RunConstants, hyperparams: Lear
     return jnp.where(step < warmup, peak * step / jnp.maximum(warmup, 1.0), cosine)
 
 
-def planned_bytes_of(compiled: Any) -> int:
+def planned_bytes_of(compiled: Any) -> int | None:
     """Device bytes of a compiled program's memory plan: arguments, outputs and temporaries,
-    less what is aliased (donated). 0 where the backend gives no plan."""
+    less what is aliased (donated). None where the backend gives no plan (never 0, which
+    would pass every memory check)."""
     memory = compiled.memory_analysis()
     if memory is None:
-        return 0
+        return None
     return int(memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
                - memory.alias_size_in_bytes)
 

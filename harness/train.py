@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,7 +26,7 @@ import jax
 import numpy as np
 
 from harness import evaluation, heldout
-from harness.checkpointing import Checkpointer, restore_newest
+from harness.checkpointing import Checkpointer, CheckpointWriteError, restore_newest
 from harness.config import MAX_STEPS, TrainConfig
 from harness.data import sampler as sampler_lib
 from harness.data import storage
@@ -156,10 +157,15 @@ def device_memory_limit(device: Any) -> int | None:
     return None
 
 
-def check_fits_in_memory(planned: int, fixed: int, batch_size: int, limit: int | None, device_kind: str) -> None:
+def check_fits_in_memory(planned: int | None, fixed: int, batch_size: int, limit: int | None, device_kind: str) -> None:
     """Refuses, in one line, a training program whose memory plan exceeds the device's
     limit, with the batch that would fit: the plan is `fixed` bytes (state, resident data)
-    plus a part linear in the batch."""
+    plus a part linear in the batch. Without a plan from XLA it warns that nothing was
+    checked, rather than passing as if the program needed no memory."""
+    if limit is not None and planned is None:
+        warnings.warn(f"XLA gave no memory plan for the training program on {device_kind}: whether "
+                      f"batch_size={batch_size} fits its {limit / 2**30:.1f} GiB is not checked", stacklevel=2)
+        return
     if limit is None or planned <= limit:
         return
     per_example = max(planned - fixed, 1) / batch_size
@@ -368,6 +374,7 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
                 wait = ((prefetcher.wait_seconds - steady[2]) / max(now - steady[0] - excluded, 1e-9)
                         if prefetcher else 0.0)
                 for i in runs:
+                    checkpointers[i].check()  # a save that failed in the background stops the run here
                     metrics = {k: float(v[i] if packed else v) for k, v in fetched.items()}
                     _finite_or_raise(metrics, step, last_checkpoint, run_dirs[i])
                     train_metrics[i] = {**metrics, "steps_per_second": rate, "data_wait_fraction": wait}
@@ -410,8 +417,13 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
             prefetcher.close()
         if bar is not None:
             bar.close()
+        failing = sys.exc_info()[1] is not None
         for checkpointer in checkpointers:
-            checkpointer.wait()
+            try:
+                checkpointer.wait()
+            except CheckpointWriteError:
+                if not failing:  # else the error already on its way out says more (or the same)
+                    raise
 
     if not valid_metrics:  # resumed at the very end: the last rows are already logged
         valid_metrics = validate(plan.steps)

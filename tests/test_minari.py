@@ -351,6 +351,12 @@ def test_bad_minari_inputs_are_one_line_errors(minari_root, tiny_dataset_dir, tm
     # Export: a task the folder lacks; an id that exists already.
     assert "no dataset spec for task 'walker-walk'" in _error(["data", "--export-minari", tiny_dataset_dir,
                                                                "walker-walk"], capsys)
+    # The same task twice, or a good task beside one whose export exists: refused before
+    # anything is written (issue 24, item 17).
+    assert "task cartpole-swingup is named twice" in _error(
+        ["data", "--export-minari", tiny_dataset_dir, "cartpole-swingup", "cartpole-swingup"], capsys)
     minari_io.export_task(tiny_dataset_dir, "point_mass-easy")
-    assert "already exists" in _error(["data", "--export-minari", tiny_dataset_dir, "point_mass-easy"], capsys)
+    assert "already exists" in _error(["data", "--export-minari", tiny_dataset_dir, "cartpole-swingup",
+                                       "point_mass-easy"], capsys)
+    assert not (minari_io.datasets_root() / minari_io.export_id("cartpole-swingup")).exists()
     assert "give the dataset folder" in _error(["data", "--export-minari", tiny_dataset_dir], capsys)

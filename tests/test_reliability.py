@@ -221,3 +221,28 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_older_one(trained_pack, 
     assert any("run0: checkpoint step 8 does not read" in m for m in messages), messages
     assert "resumed run0 from step 4" in messages
     assert again["valid"] == pytest.approx(trained_pack[1][0]["valid"], rel=1e-5)
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tiny_dataset_dir, tmp_path):
+    """A full disk, simulated by a file-size limit the checkpoint's files exceed (issue 24,
+    item 14): the run stops at the next save with one line naming the folder and the step
+    that failed, and orbax's own error logs (a traceback each) are not printed."""
+    import resource
+
+    run_dir = tmp_path / "full"
+    command = [sys.executable, "-m", "pac.cli", "train", "--run-dir", str(run_dir), "--no-progress",
+               "--dataset", str(tiny_dataset_dir), "--preset", "tiny", "--steps", "40", "--batch-size", "16",
+               "--log-every", "5", "--valid-every", "20", "--checkpoint-every", "10", "--valid-examples-per-task", "32",
+               "--valid-batch-size", "16", "--eval-episodes", "0", "--num-sampled-actions", "4"]
+    limit = 200 * 1024  # metrics and config fit; the checkpoint's arrays do not
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"pac train: error: {run_dir / 'checkpoints'}: checkpoint step 10 could not be written (")
+    assert last.endswith("then rerun the same command to resume from the start")
+    assert "ERROR:absl" not in done.stderr
+    steps = pd.read_csv(run_dir / "metrics.csv")["step"]
+    assert steps.max() <= 20  # stopped at the next save, not at the end of the run
+    assert not (run_dir / "result.json").exists()

@@ -184,3 +184,6 @@ def test_memory_plan_grows_with_the_batch_and_a_program_too_big_is_refused_in_on
     message = str(err.value)
     assert "\n" not in message and "batch_size=32 does not fit on NVIDIA H100" in message
     assert re.search(r"about [78] examples per batch would fit", message)
+    # A backend without a memory plan is said, never counted as a plan of 0 bytes.
+    with pytest.warns(UserWarning, match="no memory plan .* on NVIDIA H100: whether batch_size=32 fits"):
+        check_fits_in_memory(None, int(fixed), 32, plans[0], "NVIDIA H100")

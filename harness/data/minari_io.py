@@ -279,6 +279,22 @@ def _episode_buffers(data: storage.TaskData, low: np.ndarray, high: np.ndarray) 
     return buffers
 
 
+def export_id(task: str) -> str:
+    """The Minari id a task is exported under by default."""
+    return f"pac/{task}/offline-v0"
+
+
+def check_exportable(task: str, dataset_id: str | None = None) -> Path:
+    """The folder an export of `task` would make; a one-line DatasetError if it exists
+    (Minari datasets are never overwritten)."""
+    dataset_id = dataset_id or export_id(task)
+    target = datasets_root() / dataset_id
+    if target.exists():
+        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: {target} already exists "
+                                   f"(Minari datasets are never overwritten; remove it or pick another id)")
+    return target
+
+
 def export_task(dataset_dir: str | os.PathLike, task: str, dataset_id: str | None = None,
                 data_format: str = "arrow") -> str:
     """Writes one of our tasks as a Minari dataset under MINARI_DATASETS_PATH; returns its id.
@@ -295,12 +311,9 @@ def export_task(dataset_dir: str | os.PathLike, task: str, dataset_id: str | Non
     if data_format not in EXPORT_FORMATS:
         raise ValueError(f"data_format={data_format!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     data = storage.read_task(dataset_dir, task)
-    dataset_id = dataset_id or f"pac/{task}/offline-v0"
+    dataset_id = dataset_id or export_id(task)
     root = datasets_root()
-    target = root / dataset_id
-    if target.exists():
-        raise storage.DatasetError(f"cannot export {task} as Minari dataset {dataset_id!r}: {target} already exists "
-                                   f"(Minari datasets are never overwritten; remove it or pick another id)")
+    target = check_exportable(task, dataset_id)
     environment = dict(data.spec.get("environment") or {"kind": "dm_control", "task": task})
     low = np.asarray(environment.get("action_low", -np.ones(data.action_dim)), np.float32)
     high = np.asarray(environment.get("action_high", np.ones(data.action_dim)), np.float32)

@@ -89,8 +89,12 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--export-minari {' '.join(args.export_minari)}: give the dataset folder, then one "
                                  f"or more of its tasks")
             directory, names = args.export_minari[0], args.export_minari[1:]
-            for name in names:
-                storage.read_spec(directory, name)  # a missing task fails before any is written
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"--export-minari: task {twice[0]} is named twice; name each task once")
+            for name in names:  # a missing task or an existing export fails before any is written
+                storage.read_spec(directory, name)
+                minari_io.check_exportable(name)
             for name in names:
                 print(f"exported {name} as Minari dataset {minari_io.export_task(directory, name, data_format=args.minari_format)} "
                       f"under {minari_io.datasets_root()}")
