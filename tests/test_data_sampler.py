@@ -174,3 +174,37 @@ def test_device_sampler_draws_the_split_as_the_host_sampler_does(tiny_dataset_di
         np.testing.assert_array_equal(batch.observation_mask, sampler.split_arrays().observation_mask[batch.task_id])
         assert np.all(batch.observation[~batch.observation_mask] == 0)
         assert abs(batch.reward.mean() - host.reward.mean()) < 0.05 * max(host.reward.mean(), 1e-3) + 0.01
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "transitions"])
+def test_heldout_loss_weights_tasks_as_training_does_per_dimension_with_its_standard_error(tiny_dataset_dir, weighting):
+    """The quantity every law fits: per task the mean of its batches, tasks weighted as the
+    sampler draws them, per action dimension, and the standard error from batch spread."""
+    from harness.heldout import HeldOutSet
+
+    dataset = sampler_lib.load_dataset(tiny_dataset_dir)
+    sampler = sampler_lib.Sampler(dataset, 8, "valid", task_weighting=weighting)
+    heldout = HeldOutSet(sampler, examples_per_task=32, batch_size=8)
+    calls = {}
+
+    def metrics_of(batch):  # task t's batches: 1 + 2t, then +-0.5 alternately
+        task = int(batch.task_id[0])
+        assert np.all(batch.task_id == task)  # one task per batch
+        calls[task] = calls.get(task, 0) + 1
+        return {"bc_loss": 1.0 + 2.0 * task + (0.5 if calls[task] % 2 else -0.5), "critic_loss": 10.0 * task}
+
+    result = heldout.evaluate(metrics_of)
+    weights = sampler.task_weights()
+    dims = np.array([t.action_dim for t in dataset.tasks])
+    per_task = np.array([1.0 + 2.0 * t for t in range(len(dims))])  # the +-0.5 cancel over 4 batches
+    assert all(count == 4 for count in calls.values())
+    assert result["bc_loss"] == pytest.approx(float(weights @ per_task))
+    assert result["critic_loss"] == pytest.approx(float(weights @ (10.0 * np.arange(len(dims)))))
+    assert result["bc_loss_per_dim"] == pytest.approx(float(weights @ (per_task / dims)))
+    # Each task's 4 batch means are +-0.5 around its mean: variance 1/3, over 4 batches.
+    assert result["bc_loss_stderr"] == pytest.approx(float(np.sqrt(np.sum(weights ** 2 * (1 / 3) / 4))))
+    for t, name in enumerate(sampler.task_names):
+        assert result[f"bc_loss/{name}"] == pytest.approx(per_task[t])
+        assert result[f"bc_loss_per_dim/{name}"] == pytest.approx(per_task[t] / dims[t])
+    if weighting == "uniform":
+        assert weights == pytest.approx(np.full(len(dims), 1 / len(dims)))

@@ -76,3 +76,30 @@ def test_polyak_targets_temperature_floor_and_gradient_diagnostics(tmp_path, cli
     for name in ("policy_grad_norm", "critic_grad_norm", "policy_trunk_grad_norm", "critic_trunk_grad_norm",
                  "q_spread", "weights_ess", "q_mc_rank_corr"):
         assert np.isfinite(float(metrics[name])) and float(metrics[name]) >= -1.0, name
+
+
+def _variant_metrics(**settings):
+    from harness.data.sampler import random_batch
+    from models import get_preset
+
+    config = TrainConfig(preset="tiny", steps=10, batch_size=64, num_sampled_actions=4, **settings)
+    model = get_preset("tiny", max_obs_dim=6, max_action_dim=2, num_tasks=2)
+    learner = make_learner(make_networks(model), config, total_steps=10)
+    _, metrics = learner.update(learner.init(0), learner.shard_batch(random_batch(model, 64, 0)))
+    return jax.device_get(metrics)
+
+
+@pytest.mark.parametrize("estimate", ["critic", "monte_carlo"])
+def test_data_advantage_weights_meet_their_bound_and_reduce_to_bc_at_alpha_1(estimate):
+    weighted = _variant_metrics(alpha=0.0, policy_improvement="data_advantage", advantage_estimate=estimate,
+                                advantage_kl_epsilon=0.7)
+    # eta is solved per batch: the weights over the batch lie exactly the bound from uniform.
+    assert weighted["kl_improvement"] == pytest.approx(0.7, abs=1e-3)
+    assert 0.0 < weighted["weights_ess"] < 1.0 and weighted["temperature"] > 0
+    assert {"advantage_std", "advantage_mc_rank_corr", "q_sample_range"} <= set(weighted)
+    # At alpha = 1 both improvement steps are BC: the same losses (the data action's extra
+    # critic query changes none of the samples' values).
+    bc_sampled = _variant_metrics(alpha=1.0)
+    bc_weighted = _variant_metrics(alpha=1.0, policy_improvement="data_advantage", advantage_estimate=estimate)
+    for name in ("loss", "bc_loss", "policy_loss", "critic_loss", "q_spread"):
+        np.testing.assert_allclose(bc_weighted[name], bc_sampled[name], rtol=1e-5, err_msg=name)

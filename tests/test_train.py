@@ -6,6 +6,8 @@ with SIGKILL. Models are the 'tiny' preset and runs are a few dozen steps.
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -82,12 +84,23 @@ def test_killed_job_resumes_and_matches_uninterrupted(tiny_dataset_dir, tmp_path
 
 def test_full_job_logs_everything_and_evaluates(tiny_dataset_dir, tmp_path):
     config = TrainConfig(preset="tiny", dataset=str(tiny_dataset_dir), steps=12, batch_size=16, log_every=4,
-                         valid_every=6, checkpoint_every=6, valid_examples_per_task=32, valid_batch_size=16, eval_episodes=1, num_sampled_actions=4)
+                         valid_every=6, checkpoint_every=6, valid_examples_per_task=32, valid_batch_size=16, eval_episodes=3, eval_mode="mean", num_sampled_actions=4)
     result = train(config, tmp_path / "run", progress=False)
     assert result["status"] == "done" and result["steps"] == 12
     assert result["flops"] == 12 * result["flops_per_update"]
     assert set(result["returns"]) == {"cartpole-swingup", "point_mass-easy"}
-    assert all(np.isfinite(r["normalized_return"]) for r in result["returns"].values())
+    # Each task's episodes, their mean on the spec's scale, and an interval around it.
+    for task, r in result["returns"].items():
+        spec = json.loads((tiny_dataset_dir / f"{task}.json").read_text())
+        episodes = np.asarray(r["episode_normalized_returns"])
+        assert len(episodes) == 3 and r["normalized_return"] == pytest.approx(episodes.mean(), abs=1e-4)
+        assert r["normalized_return"] == pytest.approx(
+            (r["return"] - spec["random_return"]) / (spec["expert_return"] - spec["random_return"]), abs=1e-6)
+        assert r["normalized_return_ci95"][0] <= r["normalized_return"] <= r["normalized_return_ci95"][1]
+    assert result["normalized_return"] == pytest.approx(np.mean([r["normalized_return"] for r in result["returns"].values()]))
+    low, high = result["normalized_return_ci95"]
+    assert low <= result["normalized_return"] <= high
+    assert result["evaluation"] == {"eval_mode": "mean", "episodes_per_task": 3}
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     train_rows = metrics[metrics.split == "train"]
     assert list(train_rows.step) == [4, 8, 12]
@@ -149,7 +162,12 @@ def test_bad_budgets_and_sizes_are_clear(tiny_dataset_dir):
     with pytest.raises(ValueError, match=r"give exactly one of flop_budget=\.\.\. and steps=\.\.\. \(got flop_budget=1000.0, steps=10\)"):
         plan_run(base.replace(steps=10))
     plan = plan_run(base.replace(flop_budget=1e12))
-    assert plan.steps == int(1e12 // plan.flops_per_update) and plan.model.max_obs_dim == 5
+    # Pinned counts (the tiny preset padded to the tiny dataset's 5 observation and 2 action
+    # dims, batch 64, 20 sampled actions): a change to the count or to budget -> steps shows.
+    assert plan.flops_per_update == 315_973_632 and plan.steps == 3164 and plan.model.max_obs_dim == 5
+    # data_advantage asks the critic one more query per example (64 x 39,072 FLOPs).
+    advantage = plan_run(base.replace(flop_budget=1e12, policy_improvement="data_advantage"))
+    assert advantage.flops_per_update == 315_973_632 + 64 * 39_072 and advantage.steps == 3139
 
 
 def test_two_devices_give_the_same_update_as_one(tiny_dataset_dir):
