@@ -40,7 +40,7 @@ def write_all(fits: dict, out_dir: str, results_dir: str | None = None) -> list[
     with plt.rc_context(_STYLE):
         for name, draw in (("isoflop", isoflop_figure), ("allocation", allocation_figure),
                            ("envelope", lambda f: envelope_figure(f, results_dir)),
-                           ("contours", contour_figure), ("returns", returns_figure)):
+                           ("contours", contour_figure), ("returns", lambda f: returns_figure(f, results_dir))):
             try:
                 fig = draw(fits)
             except (ValueError, TypeError, KeyError, FloatingPointError, OverflowError) as err:
@@ -246,26 +246,56 @@ def contour_figure(fits: dict):
     return fig
 
 
-def returns_figure(fits: dict):
-    """Return vs C and N_opt vs C, BC vs PAC side by side."""
+def _compute_optimal_returns(results_dir: str | None):
+    """The report's return table (analysis.returns.return_scaling) of a results folder, or None."""
+    index_path = os.path.join(results_dir, "index.csv") if results_dir else None
+    if not index_path or not os.path.isfile(index_path):
+        return None
+    import pandas as pd
+
+    from analysis.returns import return_scaling
+
+    table = return_scaling(pd.read_csv(index_path))
+    return None if table.empty else table
+
+
+def returns_figure(fits: dict, results_dir: str | None = None):
+    """Return vs C and N_opt vs C, BC vs PAC side by side. With the results folder, the
+    left panel's lines are the return of each budget's lowest-loss size (mean over seeds)
+    with its 95% interval: over seeds, or over evaluation episodes with one seed."""
     ret = fits.get("returns")
     if not ret or not ret.get("points"):
         return None
     pts = {k: np.asarray(v) for k, v in ret["points"].items()}
     alpha = pts["alpha"].astype(float)
+    table = _compute_optimal_returns(results_dir)
     fig, axes = plt.subplots(1, 2, figsize=(PAGE, 2.6))
     ax = axes[0]
     for name, sel, label in (("bc", np.isclose(alpha, 1.0), "BC (alpha = 1)"), ("pac", alpha < 1 - 1e-9, "PAC (alpha < 1)")):
         if not sel.any():
             continue
         c, v = pts["C"][sel].astype(float), pts["value"][sel].astype(float)
-        ax.scatter(c, v, s=8, color=_GROUP_COLORS[name], alpha=0.6, linewidths=0, label=label)
-        order = np.argsort(c)
-        ax.plot(c[order], np.maximum.accumulate(v[order]), color=_GROUP_COLORS[name], linewidth=1)
+        ax.scatter(c, v, s=8, color=_GROUP_COLORS[name], alpha=0.4, linewidths=0, label=label)
+        rows = table[table["method"] == name.upper()] if table is not None else None
+        if rows is not None and len(rows):
+            mean = rows["return"].to_numpy(float)
+            low, high = [], []
+            for m, seeds_ci, episodes in zip(mean, rows["return_ci95"], rows["episode_ci95"]):
+                if seeds_ci is not None and not (isinstance(seeds_ci, float) and np.isnan(seeds_ci)):
+                    low.append(m - seeds_ci[0]), high.append(seeds_ci[1] - m)
+                else:
+                    half = episodes if episodes is not None and np.isfinite(episodes) else 0.0
+                    low.append(half), high.append(half)
+            ax.errorbar(rows["budget"].to_numpy(float), mean, yerr=[low, high], color=_GROUP_COLORS[name],
+                        linewidth=1, capsize=2)
+        else:
+            order = np.argsort(c)
+            ax.plot(c[order], np.maximum.accumulate(v[order]), color=_GROUP_COLORS[name], linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs C")
     ax.set_ylabel(f"final {ret['metric']}")
-    ax.set_title("Return vs compute (lines: best so far)")
+    ax.set_title("Return vs compute (lines: lowest-loss size, 95% CI)" if table is not None
+                 else "Return vs compute (lines: best so far)")
     ax.legend(loc="lower right")
     ax = axes[1]
     drew = False

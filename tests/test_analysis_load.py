@@ -137,3 +137,28 @@ def test_damaged_metrics_rows_are_dropped_with_their_lines_and_bad_files_named(r
             f.write(content)
         with pytest.raises(ValueError, match=rf"{cell}/metrics.csv: {message}"):
             load.load_results(results)
+
+
+def test_returns_figure_draws_the_compute_optimal_return_with_its_interval(tmp_path):
+    from analysis import figures
+
+    rows = []
+    for budget, base in ((1e11, 0.1), (1e12, 0.3)):
+        for seed in (0, 1, 2):
+            for alpha in (1.0, 0.0):
+                rows.append({"cell": f"c{budget:g}_{alpha}_{seed}", "preset": "small", "params": 10, "budget_flops": budget,
+                             "alpha": alpha, "seed": seed, "status": "done", "valid_bc_loss": 6.0,
+                             "normalized_return": base + 0.05 * seed + (0.2 if alpha < 1 else 0.0),
+                             "normalized_return_episode_ci95": 0.1})
+    pd.DataFrame(rows).to_csv(tmp_path / "index.csv", index=False)
+    points = {"run": [r["cell"] for r in rows], "C": [r["budget_flops"] for r in rows],
+              "value": [r["normalized_return"] for r in rows], "alpha": [r["alpha"] for r in rows]}
+    fits = {"returns": {"metric": "normalized_return", "points": points}}
+    fig = figures.returns_figure(fits, str(tmp_path))
+    bars = fig.axes[0].containers
+    assert len(bars) == 2  # BC and PAC, one point per budget each
+    line = bars[1].lines[0]  # PAC: 0.35 at 1e11 and 0.55 at 1e12, the mean over seeds
+    np.testing.assert_allclose(line.get_ydata(), [0.35, 0.55])
+    assert "95% CI" in fig.axes[0].get_title()
+    # Without the results folder: the points and a best-so-far line, no intervals.
+    assert not figures.returns_figure(fits).axes[0].containers
