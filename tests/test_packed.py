@@ -61,8 +61,12 @@ def test_a_pack_trains_each_run_as_if_alone_and_resumes_exactly(tiny_dataset_dir
         # bin (policy improvement, TD target) can flip on a last-bit difference, which moves
         # the sampled-action losses by a few % at that step (and the diagnostics computed
         # on sampled actions by more). The losses stay close; the BC loss stays tight.
-        compared = ["step", "flops", "examples", "loss", "policy_loss", "critic_loss", "q_mean", "learning_rate"]
-        np.testing.assert_allclose(b[compared].to_numpy(float), a[compared].to_numpy(float), rtol=0.05, atol=1e-4)
+        exact = ["step", "flops", "examples", "learning_rate"]
+        np.testing.assert_allclose(b[exact].to_numpy(float), a[exact].to_numpy(float), rtol=1e-6)
+        # The smoothed policy target spreads the policy over more bins, so flips are likelier
+        # (measured: the critic loss 6% apart at one of 4 rows): 10% on these.
+        sampled = ["loss", "policy_loss", "critic_loss", "q_mean"]
+        np.testing.assert_allclose(b[sampled].to_numpy(float), a[sampled].to_numpy(float), rtol=0.1, atol=1e-4)
         assert set(a.columns) == set(b.columns)
         np.testing.assert_allclose(b.bc_loss, a.bc_loss, rtol=2e-3)
         x, y = (np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(_params(d, config, 20))])

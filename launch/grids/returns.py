@@ -1,0 +1,50 @@
+"""Return scaling where policies act: 3 presets x 3 FLOP budgets x {BC, PAC} x 1 seed, with
+the comparison's settings (benchmarks.pac_vs_bc): batch 256, discount 0.99, PAC by the
+Monte-Carlo data advantage at alpha 0, 10 evaluation episodes a task.
+
+    pac data --preset demo --out results/data/demo
+    pac grid launch/grids/returns.py --dry-run
+    pac grid launch/grids/returns.py --parallel 2
+    pac fit results/returns && pac figures results/returns
+
+Why not the demo or study grids: their budgets (3e10-3e12 at batch 32) give the 130k preset
+at most ~2,500 updates, below where any policy trained here acts (the comparison's 130k
+runs use 9.4e12 FLOPs); this grid reaches 1e13. The report's return table picks each
+budget's lowest-loss size and gives its return over seeds and episodes.
+
+Status (2026-12-01): checked with `--dry-run` only (16 cells to run, 2 skipped below
+min_steps, 28 minutes estimated from the 130k and 250k rates measured for the comparison).
+"""
+
+from harness.config import TrainConfig
+from launch.spec import GridSpec
+
+
+def get_config() -> GridSpec:
+    return GridSpec(
+        name="returns",
+        presets=("37k", "130k", "250k"),
+        budgets=(1e12, 3e12, 1e13),
+        alphas=(1.0, 0.0),
+        # One seed (intervals over the 10 evaluation episodes): ~30 minutes on 2 cores. The
+        # comparison (benchmarks.pac_vs_bc) gives the 5-seed intervals at 130k, 9.4e12 FLOPs.
+        seeds=(0,),
+        dataset="results/data/demo",
+        base=TrainConfig(
+            batch_size=256,
+            discount=0.99,
+            policy_improvement="data_advantage",
+            advantage_estimate="monte_carlo",
+            log_every=250,
+            valid_every=100_000,  # and always at the last step, whose row the fits read
+            valid_examples_per_task=2048,
+            checkpoint_every=2000,
+            eval_episodes=10,
+        ),
+        min_steps=200,
+        max_epochs=100.0,
+        results_root="results",
+        measured_flops_per_second=(("130k", 8.7e10), ("250k", 1.4e11)),
+        measured_on="2-core CPU VM (the CI machine's kind), jax 0.10.2, float32, batch 256, data_advantage",
+        cell_overhead_seconds=40.0,  # process start, compile, data load, 10 episodes per task
+    )
