@@ -84,7 +84,10 @@ def load_results(results_dir: str) -> pd.DataFrame:
         raise ValueError(f"no cell in {results_dir} has a metrics.csv")
     metrics = pd.concat(frames, ignore_index=True).rename(columns={"flops": "C"})
     metrics["D"] = metrics["examples"]
-    frame = index.merge(metrics, on="cell", how="inner", validate="one_to_many")
+    # A column both files have (index.csv's `normalized_return` is the final eval row's) is
+    # taken from metrics.csv: merged twice it would come out as _x/_y and vanish by name.
+    shared = [c for c in index.columns if c != "cell" and c in metrics.columns]
+    frame = index.drop(columns=shared).merge(metrics, on="cell", how="inner", validate="one_to_many")
     # Cells without metrics (pending, failed early) have no rows; keep the whole index so
     # that fits can still name them.
     frame.attrs["index"] = index

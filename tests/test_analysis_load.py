@@ -162,3 +162,20 @@ def test_returns_figure_draws_the_compute_optimal_return_with_its_interval(tmp_p
     assert "95% CI" in fig.axes[0].get_title()
     # Without the results folder: the points and a best-so-far line, no intervals.
     assert not figures.returns_figure(fits).axes[0].containers
+
+
+def test_a_column_of_both_index_and_metrics_comes_from_the_metrics(tmp_path):
+    """index.csv repeats the final eval row's normalized_return: the merged frame keeps one
+    column of that name (merged twice it came out as _x/_y and the return fits vanished)."""
+    pd.DataFrame([{"cell": "a", "preset": "tiny", "params": 10, "params_nonembedding": 9, "budget_flops": 1e9,
+                   "alpha": 0.0, "seed": 0, "steps": 2, "status": "done", "normalized_return": 0.5}]).to_csv(
+        tmp_path / "index.csv", index=False)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.csv").write_text(
+        "step,split,flops,examples,tokens,bc_loss,normalized_return\n"
+        "2,valid,100,4,8,1.5,\n"
+        "2,eval,100,4,8,,0.5\n")
+    frame = load.load_results(str(tmp_path))
+    assert "normalized_return" in frame.columns and not any(c.endswith(("_x", "_y")) for c in frame.columns)
+    assert frame.loc[frame.split == "eval", "normalized_return"].tolist() == [0.5]
+    assert "normalized_return" in frame.attrs["index"].columns  # the report's return table reads it there
