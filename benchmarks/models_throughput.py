@@ -1,10 +1,11 @@
 """Forward+backward throughput of PAC presets: examples/s and achieved TFLOP/s.
 
-Times one jitted learner-shaped update (models.counts.reference_update_passes: online
-forward+backward on s with the data action, target forwards on s with N sampled actions
-and on s' with the target actions), the same passes `train_flops_per_update` counts, so
-achieved FLOP/s = analytic FLOPs per update / seconds per update. Runs on whatever backend
-JAX picks (CPU here, GPU later); on a GPU divide by the peak for MFU.
+Times the learner's own jitted update (`Learner.update`: target forwards on s with N
+sampled actions and on s' with the target actions, online forward+backward on s with the
+data action, the optimizer) on one random batch already on the device, so achieved FLOP/s
+= analytic FLOPs per update (`harness.update_passes.update_flops`) / seconds per update.
+Runs on whatever backend JAX picks (CPU here, GPU later); on a GPU divide by the peak for
+MFU. `benchmarks.step_profile` measures the same step per speed variant.
 
   python -m benchmarks.models_throughput --presets tiny --batch-size 32 --steps 5
   python -m benchmarks.models_throughput --presets 30m,160m --batch-size 512 --dtypes bfloat16
@@ -17,41 +18,39 @@ import json
 import time
 
 import jax
-import numpy as np
 
-from models import counts, dummy_inputs, get_preset, make_networks
+from harness.builder import learner_hyperparams, make_learner
+from harness.config import TrainConfig
+from harness.data.sampler import random_batch
+from harness.update_passes import update_flops
+from models import counts, get_preset, make_networks
 
 
 def benchmark(preset: str, dtype: str, batch_size: int, steps: int, num_sampled_actions: int = 20,
               num_target_actions: int = 1, **overrides) -> dict:
     """Times `steps` updates after one compile+warm-up call; returns one result row."""
-    config = get_preset(preset, compute_dtype=dtype, **overrides)
-    networks = make_networks(config)
-    rng = np.random.default_rng(0)
-    inputs = dummy_inputs(config, batch_size)._replace(
-        obs=rng.normal(size=(batch_size, config.max_obs_dim)).astype(np.float32))
-    if config.use_images:
-        inputs = inputs._replace(images=rng.uniform(size=inputs.images.shape).astype(np.float32))
-    actions = lambda n: rng.uniform(-1, 1, size=(batch_size, n, config.max_action_dim)).astype(np.float32)
-    params = jax.jit(networks.init)(jax.random.key(0), dummy_inputs(config, 1))
-    args = (params, params, inputs, inputs, actions(1), actions(num_sampled_actions), actions(num_target_actions))
-    update = jax.jit(counts.reference_update_passes(networks))
+    config = TrainConfig(preset=preset, steps=steps + 1, batch_size=batch_size, compute_dtype=dtype,
+                         num_sampled_actions=num_sampled_actions, num_target_actions=num_target_actions)
+    model = get_preset(preset, compute_dtype=dtype, **overrides)
+    learner = make_learner(make_networks(model), config, config.steps)
+    state = learner.init(0)
+    batch = learner.shard_batch(random_batch(model, batch_size))
 
     start = time.perf_counter()
-    jax.block_until_ready(update(*args))
+    state = jax.block_until_ready(learner.update(state, batch)[0])
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
-        out = update(*args)
-    jax.block_until_ready(out)
+        state = learner.update(state, batch)[0]
+    jax.block_until_ready(state)
     seconds = (time.perf_counter() - start) / steps
 
-    flops = counts.train_flops_per_update(config, batch_size, num_sampled_actions, num_target_actions)
+    flops = update_flops(model, learner_hyperparams(config))
     return {
         "preset": preset,
         "dtype": dtype,
         "device": jax.devices()[0].device_kind,
-        "params": counts.param_count(config),
+        "params": counts.param_count(model),
         "batch_size": batch_size,
         "seconds_per_update": seconds,
         "updates_per_s": 1.0 / seconds,

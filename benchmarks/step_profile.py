@@ -7,7 +7,7 @@ goes, and how large a batch fits.
 Times `Learner.update` (the real jitted PAC step) on one synthetic batch already on the
 device, so the window holds the step alone: no compilation (the first calls are outside
 it), no input pipeline, no validation, no checkpoint. MFU = analytic FLOPs per update
-(`models.counts.train_flops_per_update`) x updates/s / the device's peak (`--peak-tflops`;
+(`harness.update_passes.update_flops`) x updates/s / the device's peak (`--peak-tflops`;
 by default 989 TFLOP/s, the bf16 dense peak of an H100 or H200 SXM, and none on a CPU).
 
 Variants are TrainConfig speed settings, all the same math (tests/test_step_variants.py):
@@ -47,9 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from harness.builder import make_learner, run_constants
+from harness.builder import learner_hyperparams, make_learner, run_constants
 from harness.config import TrainConfig
 from harness.data.sampler import random_batch
+from harness.update_passes import update_flops
 from models import counts, presets
 from models.networks import PACInputs, make_networks
 
@@ -89,7 +90,7 @@ def build(preset: str, batch_size: int, dtype: str, overrides: dict[str, Any]):
     model = presets.get_preset(preset, compute_dtype=dtype, attention=config.attention, **DATA_SHAPES,
                                v_max=1.0 / (1.0 - config.discount))
     learner = make_learner(make_networks(model), config.validate(), total_steps=1000)
-    flops = counts.train_flops_per_update(model, batch_size, config.num_sampled_actions, config.num_target_actions)
+    flops = update_flops(model, learner_hyperparams(config))
     return config, model, learner, flops
 
 

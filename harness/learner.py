@@ -5,7 +5,7 @@ pure (state, batch) -> (state, metrics) function, jitted once. Randomness comes 
 folding the step number into the run's key, so an update depends only on (state, batch):
 a resumed run repeats an uninterrupted one exactly.
 
-Passes per update (the structure `models.counts.train_flops_per_update` counts):
+Passes per update (the structure `harness.update_passes` counts):
   target net on s:  encode + policy + critic on N sampled actions  -> improvement weights
                     (policy_improvement='data_advantage': and on the data action, N + 1)
   target net on s': encode + policy + critic on N' sampled actions -> TD target

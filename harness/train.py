@@ -32,11 +32,12 @@ from harness.data import sampler as sampler_lib
 from harness.data import storage
 from harness.input_pipeline import Prefetcher
 from harness import learner as learner_lib
-from harness.builder import make_learner, run_constants
+from harness.builder import learner_hyperparams, make_learner, run_constants
 from harness.learner import host_local
 from harness import run_folder
 from harness import metrics_log
 from harness.metrics_log import MetricsWriter
+from harness.update_passes import update_flops
 from models import counts, presets
 from models.config import PACConfig
 from models.networks import make_networks
@@ -99,10 +100,7 @@ def plan_run(config: TrainConfig) -> RunPlan:
         v_min=-1.0 / (1.0 - config.discount) if any(storage.reward_range(s)[0] < 0 for s in specs) else 0.0,
         v_max=1.0 / (1.0 - config.discount),
     )
-    # 'data_advantage' asks the target critic about the data action too: one more query.
-    critic_queries = config.num_sampled_actions + (config.policy_improvement == "data_advantage")
-    flops = counts.train_flops_per_update(model, config.batch_size, critic_queries, config.num_target_actions,
-                                          per_loss_gradients=config.gradient_clipping == "per_loss")
+    flops = update_flops(model, learner_hyperparams(config))
     if config.steps is not None:
         steps = config.steps
     else:

@@ -5,7 +5,7 @@ Imports nothing else of the project (design.md section 7). The training job uses
   config = get_preset("250k", max_obs_dim=..., max_action_dim=..., num_tasks=...)
   networks = make_networks(config)            # init / encode / policy_logits / q_logits / apply
   params = networks.init(rng, dummy_inputs(config, batch_size=1))
-  train_flops_per_update(config, batch_size)  # the analytic C per learner step
+  forward_flops(config, num_actions)          # analytic FLOPs of one forward pass per example
 """
 
 from models.config import PACConfig
@@ -17,7 +17,6 @@ from models.counts import (
     param_breakdown,
     param_count,
     policy_decoder_flops,
-    train_flops_per_update,
 )
 from models.discretization import (
     action_bin_centers,
@@ -51,6 +50,5 @@ __all__ = [
     "param_breakdown",
     "param_count",
     "policy_decoder_flops",
-    "train_flops_per_update",
     "value_support",
 ]

@@ -22,11 +22,13 @@ an add), attention costs 2*Tq*Tk*d for the scores plus 2*Tq*Tk*d for mixing the 
 (summed over heads). Elementwise work (biases, LayerNorm, softmax, GELU, residual adds,
 embedding adds and lookups) is ignored: it is O(tokens * width) against O(tokens * width^2)
 for the matmuls, and XLA's CPU cost analysis, which does count it, stays within 10% of this
-count on the presets (see `xla_forward_flops` / `xla_train_flops_per_update` and the tests).
+count on the presets (see `xla_forward_flops` and the tests).
 
-Counts are per example (one state); the critic decoder is counted for `num_actions`
-candidate actions of that state. The key/value projections of the latents in each decoder
-are computed once per state, whatever the number of actions.
+Counts are per example (one state) and per module forward pass; the critic decoder is
+counted for `num_actions` candidate actions of that state. The key/value projections of
+the latents in each decoder are computed once per state, whatever the number of actions.
+Which modules one training update runs, forward and backward, is the learner's business:
+`harness.update_passes` counts an update from these per-module numbers.
 """
 
 from __future__ import annotations
@@ -167,35 +169,10 @@ def forward_flops(config: PACConfig, num_actions: int = 1) -> int:
     return encoder_flops(config) + policy_decoder_flops(config) + critic_decoder_flops(config, num_actions)
 
 
-# Backward costs twice the forward (one matmul for the input gradient, one for the weight
-# gradient), so a forward+backward pass is counted as 3x the forward.
-BACKWARD_MULTIPLIER = 3
-
-
-def train_flops_per_update(
-    config: PACConfig, batch_size: int, num_sampled_actions: int = 20, num_target_actions: int = 1,
-    per_loss_gradients: bool = False,
-) -> int:
-    """Training FLOPs of one learner update on a batch (the pass structure of design.md section 3).
-
-    (1) online network on s, data action, forward + backward: 3 * forward_flops(1); with
-        `per_loss_gradients` (the learner's per-loss clipping) the encoder's backward runs
-        once per loss: 2 * encoder_flops more;
-    (2) target network on s with `num_sampled_actions` policy samples (improvement weights);
-    (3) target network on s' with `num_target_actions` samples (TD target), forward only.
-    BC (alpha = 1) runs the same passes, so BC and PAC runs of one size cost the same.
-    """
-    per_example = (BACKWARD_MULTIPLIER * forward_flops(config, 1)
-                   + (BACKWARD_MULTIPLIER - 1) * encoder_flops(config) * per_loss_gradients
-                   + forward_flops(config, num_sampled_actions)
-                   + forward_flops(config, num_target_actions))
-    return batch_size * per_example
-
-
 # ---------------------------------------------------------------- XLA cross-check (CPU)
 
 
-def _compiled_flops(fn, *args: Any) -> float:
+def compiled_cpu_flops(fn, *args: Any) -> float:
     """XLA's FLOP count of `fn` compiled for the CPU (abstract args: nothing is allocated)."""
     import jax
 
@@ -230,54 +207,5 @@ def _actions(config: PACConfig, batch_size: int, num_actions: int):
 def xla_forward_flops(config: PACConfig, batch_size: int = 8, num_actions: int = 1) -> float:
     """XLA's compiled FLOP count (CPU backend) of `apply` with `num_actions` per example."""
     networks, params, inputs = _abstract_setup(config, batch_size)
-    flops = _compiled_flops(networks.apply, params, inputs, _actions(config, batch_size, num_actions))
+    flops = compiled_cpu_flops(networks.apply, params, inputs, _actions(config, batch_size, num_actions))
     return flops / batch_size
-
-
-def reference_update_passes(networks, per_loss_gradients: bool = False):
-    """A function doing exactly the passes `train_flops_per_update` counts, for XLA to cost.
-
-    The numbers of sampled and target actions come from the shapes of its action arguments.
-
-    Its losses are stand-ins (the learner's real losses add only elementwise work):
-    cross-entropy-like scalars of pass (1)'s policy and Q logits, each differentiated
-    through its decoder to the latents, then through the encoder once for their sum or,
-    with `per_loss_gradients`, once per loss (as the learner does).
-    """
-    import jax
-
-    def update(params, target_params, inputs, next_inputs, data_actions, sampled_actions, next_actions):
-        latents, encoder_vjp = jax.vjp(lambda p: networks.encode(p, inputs), params)  # (1) online
-
-        def policy_loss(p, z):
-            return -jax.nn.log_softmax(networks.policy_logits(p, z))[..., 0].mean()
-
-        def critic_loss(p, z):
-            return -jax.nn.log_softmax(networks.q_logits(p, z, data_actions, inputs.action_mask))[..., 0].mean()
-
-        decoder_grads, latent_grads = zip(*(jax.grad(loss, argnums=(0, 1))(params, latents)
-                                            for loss in (policy_loss, critic_loss)))
-        if per_loss_gradients:
-            encoder_grads = [encoder_vjp(g)[0] for g in latent_grads]
-        else:
-            encoder_grads = [encoder_vjp(jax.tree.map(lambda a, b: a + b, *latent_grads))[0]]
-        sampled = networks.apply(target_params, inputs, sampled_actions)  # (2) target on s, N actions
-        target = networks.apply(target_params, next_inputs, next_actions)  # (3) target on s'
-        return (decoder_grads, encoder_grads, sampled.policy_logits, sampled.q_logits, target.policy_logits,
-                target.q_logits)
-
-    return update
-
-
-def xla_train_flops_per_update(
-    config: PACConfig, batch_size: int = 8, num_sampled_actions: int = 20, num_target_actions: int = 1,
-    per_loss_gradients: bool = False,
-) -> float:
-    """XLA's compiled FLOP count of `reference_update_passes` for one batch (CPU backend)."""
-    networks, params, inputs = _abstract_setup(config, batch_size)
-    update = reference_update_passes(networks, per_loss_gradients)
-    return _compiled_flops(
-        update, params, params, inputs, inputs,
-        _actions(config, batch_size, 1),
-        _actions(config, batch_size, num_sampled_actions),
-        _actions(config, batch_size, num_target_actions))

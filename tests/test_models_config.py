@@ -56,6 +56,9 @@ def test_preset_overrides():
 
 
 def test_pac_models_json_matches_counts(capsys):
+    from harness.builder import learner_hyperparams
+    from harness.config import TrainConfig
+    from harness.update_passes import update_flops
     from models import counts
 
     assert cli.main(["models", "--presets", "tiny,250k", "--json", "--obs-dim", "24", "--action-dim", "6",
@@ -64,7 +67,8 @@ def test_pac_models_json_matches_counts(capsys):
     assert [r["preset"] for r in rows] == ["tiny", "250k"]
     config = get_preset("tiny", max_obs_dim=24, max_action_dim=6, num_tasks=3)
     assert rows[0]["params"] == counts.param_count(config)
-    assert rows[0]["train_flops_per_update"] == counts.train_flops_per_update(config, 64)
+    assert rows[0]["train_flops_per_update"] == update_flops(config, learner_hyperparams(TrainConfig(steps=1,
+                                                                                                     batch_size=64)))
 
 
 def test_pac_models_table_and_errors(capsys):

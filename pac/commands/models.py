@@ -1,10 +1,11 @@
 """`pac models`: the PAC size presets with exact parameter counts and analytic FLOPs.
 
-Every number comes from models/counts.py, the same functions the launcher uses to turn a
-FLOP budget into steps. `--xla` adds XLA's compiled cost analysis of one learner update
-(CPU backend, abstract shapes: nothing is allocated, about 5-10 s of compilation a preset)
-and its ratio to the analytic count; XLA also counts elementwise work, which the analytic
-count ignores, so the ratio is slightly above 1 for narrow models.
+Parameters and forward FLOPs come from models/counts.py, FLOPs per update from
+harness/update_passes.py: the same functions the launcher uses to turn a FLOP budget into
+steps. `--xla` adds XLA's compiled cost analysis of the learner's own update (CPU backend,
+abstract shapes: nothing is allocated, some seconds of compilation a preset) and its ratio
+to the analytic count; XLA also counts elementwise work (losses, action sampling, the
+optimizer), which the analytic count ignores, so the ratio is above 1, most for narrow models.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def _positive(name: str, value: int) -> int:
 
 
 def _rows(args: argparse.Namespace) -> list[dict]:
+    from harness.builder import learner_hyperparams, make_learner
+    from harness.config import TrainConfig
+    from harness.update_passes import update_flops, xla_update_flops
     from models import counts
+    from models.networks import make_networks
     from models.presets import PRESET_NAMES, get_preset
 
     overrides = {}
@@ -57,6 +62,7 @@ def _rows(args: argparse.Namespace) -> list[dict]:
     target = _positive("num-target-actions", args.num_target_actions)
     names = list(PRESET_NAMES) if args.presets == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
     configs = [(name, get_preset(name, **overrides)) for name in names]  # fail before any work
+    train_config = TrainConfig(steps=1, batch_size=batch, num_sampled_actions=sampled, num_target_actions=target)
 
     rows = []
     for name, config in configs:
@@ -70,10 +76,10 @@ def _rows(args: argparse.Namespace) -> list[dict]:
             "non_embedding_params": counts.non_embedding_param_count(config),
             "forward_flops_per_example": counts.forward_flops(config, 1),
             "batch_size": batch,
-            "train_flops_per_update": counts.train_flops_per_update(config, batch, sampled, target),
+            "train_flops_per_update": update_flops(config, learner_hyperparams(train_config)),
         }
         if args.xla:
-            xla = counts.xla_train_flops_per_update(config, batch, sampled, target)
+            xla = xla_update_flops(make_learner(make_networks(config), train_config, 1))
             row["xla_train_flops_per_update"] = xla
             row["xla_ratio"] = xla / row["train_flops_per_update"]
         rows.append(row)
@@ -106,5 +112,5 @@ def run(args: argparse.Namespace) -> int:
         print(_format_table(rows, args.xla))
         print("FLOPs: matmuls only (2mnk); forward = encoder + policy + critic for 1 action; update = "
               f"3x online forward + target forwards with {args.num_sampled_actions} and "
-              f"{args.num_target_actions} actions (models/counts.py).", file=sys.stdout)
+              f"{args.num_target_actions} actions (harness/update_passes.py).", file=sys.stdout)
     return 0
