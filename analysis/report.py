@@ -5,29 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+
+from models.helpers import write_atomic
 
 FITS_FILE = "fits.json"
 
 
 def write_json(path: str, data: dict) -> None:
-    """Writes `data` to `path` atomically (temp file in the same folder + os.replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fits-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(data), f, indent=1, allow_nan=False)
-            f.write("\n")
-        # mkstemp creates 0600; give the file the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Writes `data` to `path` as strict JSON (NaN as null), atomically (models.helpers.write_atomic)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
 
 
 def read_json(path: str) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import report, returns
+from models.helpers import write_atomic
 
 REPORT_FILE = "report.md"
 PACKAGES = ("jax", "dm-haiku", "optax", "orbax-checkpoint", "numpy", "scipy", "pandas", "matplotlib", "mujoco",
@@ -229,8 +230,5 @@ def write_report(results_dir: str, fits: dict, figures_dir: str | None = None) -
             rel = os.path.relpath(os.path.join(figures_dir, figure + ".png"), results_dir)
             out += [f"![{caption}]({rel})", "", f"*{caption}.*", ""]
     path = os.path.join(results_dir, REPORT_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(out))
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(out))
     return path

@@ -46,10 +46,10 @@ from analysis.returns import bootstrap_ci
 from benchmarks import reference_methods
 from harness.config import TrainConfig, parse_override
 from harness.evaluation import summarize as summarize_returns
-from harness.run_folder import write_atomic
 from harness.train import plan_run
 from launch.local import run_grid
 from launch.spec import GridSpec
+from models.helpers import write_atomic
 
 # The diagnostics the summary keeps from each run's last training row.
 DIAGNOSTICS = ("bc_loss", "critic_loss", "q_mc_rank_corr", "q_spread", "q_sample_range", "advantage_std",

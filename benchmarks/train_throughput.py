@@ -26,8 +26,8 @@ import pandas as pd
 
 from benchmarks.step_profile import BASELINE, default_peak_tflops, machine_name
 from harness.config import TrainConfig
-from harness.run_folder import write_atomic
 from harness.train import train
+from models.helpers import write_atomic
 
 LOOPS = {"before": {**BASELINE, "data_on_device": False}, "after": {}}
 

@@ -18,7 +18,7 @@ import math
 import typing
 from typing import Any, Mapping, Optional
 
-from models.config import checked_replace
+from models.helpers import checked_replace
 
 
 # The training state counts steps in int32.

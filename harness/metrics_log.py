@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from harness.run_folder import write_atomic
+from models.helpers import write_atomic
 
 BASE_COLUMNS = ("step", "split", "flops", "examples", "tokens", "wall_time")
 

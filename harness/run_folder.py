@@ -16,29 +16,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from harness.config import TrainConfig
+from models.helpers import file_lock, write_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 RESULT_FILE = "result.json"
 CHECKPOINTS_DIR = "checkpoints"
 LOCK_FILE = ".lock"
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes a whole file by temp name + rename: readers see the old or the new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def is_done(run_dir: str | os.PathLike) -> bool:
@@ -63,26 +51,13 @@ def write_result(run_dir: str | os.PathLike, result: Mapping[str, Any]) -> None:
 def lock(run_dir: str | os.PathLike) -> Iterator[None]:
     """One process trains a run folder at a time: a second one gets a one-line ValueError
     naming the holder. The lock (flock) is released when its holder exits, even by SIGKILL."""
-    import fcntl
-
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir} exists and is not a folder; move it away or use another run folder")
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise ValueError(f"{run_dir} is being trained by {holder}; wait for it to end or use another run "
-                             f"folder") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                  .encode(), 0)
+    with file_lock(run_dir / LOCK_FILE, busy=lambda holder: f"{run_dir} is being trained by {holder}; wait for it "
+                                                            f"to end or use another run folder"):
         yield
-    finally:
-        os.close(fd)
 
 
 def has_trained(run_dir: str | os.PathLike) -> bool:

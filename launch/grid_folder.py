@@ -20,10 +20,10 @@ from typing import Any, Iterator, Optional, Sequence
 
 from harness import run_folder
 from harness.config import TrainConfig
-from harness.run_folder import write_atomic
 from launch import index as index_lib
 from launch.cells import Cell, expand
 from launch.spec import GridSpec
+from models.helpers import file_lock, write_atomic
 
 GRID_FILE = "grid.json"
 LOCK_FILE = ".launcher.lock"
@@ -73,17 +73,9 @@ def claim_grid_dir(spec: GridSpec, directory: Path) -> None:
 @contextlib.contextmanager
 def grid_lock(directory: Path) -> Iterator[None]:
     """One launcher per grid folder at a time (released when the launcher dies, even by SIGKILL)."""
-    import fcntl
-
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"another launcher is running grid {directory} (lock {directory / LOCK_FILE})") from None
+    path = directory / LOCK_FILE
+    with file_lock(path, busy=lambda holder: f"another launcher ({holder}) is running grid {directory} (lock {path})"):
         yield
-    finally:
-        os.close(fd)
 
 
 def initial_rows(cells: Sequence[Cell], directory: Path) -> dict[str, dict[str, Any]]:

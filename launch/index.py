@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.run_folder import write_atomic
+from models.helpers import write_atomic
 
 CELL_COLUMNS = ("cell", "preset", "params", "params_nonembedding", "budget_flops", "alpha", "seed", "steps", "status",
            "examples", "epochs", "flops_per_update", "flops", "tokens_per_example", "reason", "error", "wall_seconds",

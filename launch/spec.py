@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from harness.config import TrainConfig
 from models import presets as presets_lib
-from models.config import checked_replace
+from models.helpers import checked_replace
 
 # Fields that only shape the dry run's time estimate: changing them does not change a cell.
 ESTIMATE_FIELDS = ("assumed_flops_per_second", "cell_overhead_seconds", "measured_flops_per_second", "measured_on")

@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.helpers import checked_replace
+
 _COMPUTE_DTYPES = ("float32", "bfloat16")
-
-
-def checked_replace(config, **changes):
-    """`dataclasses.replace` that refuses an unknown field with one line naming it and the
-    valid ones (the project's frozen configs all replace through this)."""
-    names = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(changes) - names)
-    if unknown:
-        raise ValueError(f"unknown {type(config).__name__} field {unknown[0]!r}; valid: {', '.join(sorted(names))}")
-    return dataclasses.replace(config, **changes)
 _OBS_VALUE_EMBEDDINGS = ("lookup", "linear")
 _ATTENTION_KERNELS = ("einsum", "xla", "cudnn")
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from harness.data import tasks
-from harness.run_folder import write_atomic
+from models.helpers import write_atomic
 
 
 @dataclasses.dataclass(frozen=True)
