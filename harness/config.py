@@ -32,7 +32,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "critic_target": ("expected", "distributional"), "gradient_clipping": ("global", "per_loss"),
     "obs_value_embedding": ("lookup", "linear"), "attention": ("einsum", "xla", "cudnn"),
     "action_sampling": ("gumbel", "inverse_cdf"), "policy_improvement": ("sampled", "data_advantage"),
-    "advantage_estimate": ("critic", "monte_carlo"), "task_weighting": ("uniform", "transitions"),
+    "advantage_estimate": ("critic", "monte_carlo"), "mc_return_tail": ("cut", "extend"), "task_weighting": ("uniform", "transitions"),
     "compute_dtype": ("float32", "bfloat16")}
 
 
@@ -94,6 +94,10 @@ class TrainConfig:
     # discounted return-to-go - V(s)); V(s) = mean Q over the policy's samples.
     advantage_estimate: str = "critic"
     advantage_kl_epsilon: float = 1.0
+    # How the Monte-Carlo return (monte_carlo's A, and the diagnostics' reference) ends at a
+    # time limit: 'cut' (the rewards left) or 'extend' (continued by the episode's last
+    # rewards; see harness.data.sampler.returns_to_go).
+    mc_return_tail: str = "cut"
     # Target networks: 'polyak' moves them toward the online params by polyak_tau every
     # update; 'hard' copies them every target_update_period updates.
     target_update: str = "polyak"

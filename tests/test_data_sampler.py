@@ -104,6 +104,27 @@ def test_monte_carlo_returns_are_discounted_returns_to_go(dataset):
     assert b.mc_return.shape == (32,) and np.all(b.mc_return >= 0)
 
 
+def test_extended_returns_continue_truncated_episodes_by_their_last_rewards():
+    # A constant reward r under a time limit is worth r / (1 - discount) at every step of
+    # the episode once extended; a terminated episode (final discount 0) is not extended.
+    rewards = np.ones(30, np.float32)
+    lengths = np.array([10, 20])
+    final = np.ones(30, np.float32)
+    extended = sampler_lib.returns_to_go(rewards, lengths, 0.9, "extend", final)
+    np.testing.assert_allclose(extended, np.full(30, 10.0), rtol=1e-5)
+    final[9] = 0.0  # the first episode terminated
+    extended = sampler_lib.returns_to_go(rewards, lengths, 0.9, "extend", final)
+    np.testing.assert_allclose(extended[:10], sampler_lib.returns_to_go(rewards[:10], lengths[:1], 0.9), rtol=1e-6)
+    np.testing.assert_allclose(extended[10:], np.full(20, 10.0), rtol=1e-5)
+    # Only the last TAIL_WINDOW rewards are carried on: an episode that ends at rest earns 0 after.
+    rewards = np.r_[np.ones(30), np.zeros(sampler_lib.TAIL_WINDOW)].astype(np.float32)
+    lengths = np.array([len(rewards)])
+    np.testing.assert_allclose(sampler_lib.returns_to_go(rewards, lengths, 0.9, "extend"),
+                               sampler_lib.returns_to_go(rewards, lengths, 0.9), rtol=1e-6)
+    with pytest.raises(ValueError, match="tail='bootstrap'"):
+        sampler_lib.returns_to_go(rewards, lengths, 0.9, "bootstrap")
+
+
 def test_top_episode_fraction_keeps_the_best_episodes(dataset):
     everything = sampler_lib.Sampler(dataset, batch_size=8, split="train")
     best = sampler_lib.Sampler(dataset, batch_size=8, split="train", top_episode_fraction=0.25)

@@ -112,16 +112,38 @@ class MultiTaskDataset:
         return splits
 
 
-def returns_to_go(rewards: np.ndarray, episode_lengths: np.ndarray, discount: float) -> np.ndarray:
-    """Discounted return-to-go of every transition within its own episode, float32."""
+# The last rewards of a time-limited episode that `returns_to_go(..., tail='extend')`
+# carries on past its end.
+TAIL_WINDOW = 20
+MC_RETURN_TAILS = ("cut", "extend")
+
+
+def returns_to_go(rewards: np.ndarray, episode_lengths: np.ndarray, discount: float,
+                  tail: str = "cut", final_discounts: np.ndarray | None = None) -> np.ndarray:
+    """Discounted return-to-go of every transition within its own episode, float32.
+
+    tail='cut' sums the rewards left in the episode. A time limit is not the task's end,
+    though: dm_control's episodes stop at 1,000 physics steps with the agent still earning
+    (the last 20 rewards of the demo data correlate 0.88-0.99 with the middle's), so a cut
+    return falls from ~98 to ~1 over a good episode's last 1/(1 - discount) steps while the
+    critic's value, which bootstraps there, does not. tail='extend' continues each episode
+    whose final discount is not 0 (truncated, not terminated) by the mean of its last
+    TAIL_WINDOW rewards for ever: G_t += discount^(T-t) * mean_tail / (1 - discount).
+    """
+    if tail not in MC_RETURN_TAILS:
+        raise ValueError(f"tail={tail!r}; allowed: {', '.join(map(repr, MC_RETURN_TAILS))}")
     from scipy.signal import lfilter
 
     out = np.empty(len(rewards), np.float64)
     start = 0
     for length in episode_lengths:
-        segment = rewards[start:start + length].astype(np.float64)[::-1]
+        episode = rewards[start:start + length].astype(np.float64)
         # y[n] = x[n] + discount * y[n-1] on the reversed episode is the return-to-go.
-        out[start:start + length] = lfilter([1.0], [1.0, -discount], segment)[::-1]
+        out[start:start + length] = lfilter([1.0], [1.0, -discount], episode[::-1])[::-1]
+        truncated = final_discounts is None or final_discounts[start + length - 1] > 0
+        if tail == "extend" and length and truncated and discount < 1.0:
+            tail_value = episode[-TAIL_WINDOW:].mean() / (1.0 - discount)
+            out[start:start + length] += discount ** np.arange(length, 0, -1) * tail_value
         start += length
     return out.astype(np.float32)
 
@@ -173,6 +195,8 @@ class Sampler:
       reward_scale: per task name, a factor applied to rewards (e.g. 1 / action_repeat so
         every task's per-step reward lies in [0, 1]); default 1.
       mc_discount: the discount of the batches' Monte-Carlo returns (`Batch.mc_return`).
+      mc_return_tail: how those returns end at a time limit ('cut' or 'extend'; see
+        `returns_to_go`).
       top_episode_fraction: keep only the split's episodes whose return is in this top
         fraction of the task's split (1 = all; 0.25 = "filtered BC" on the best quarter).
     """
@@ -181,7 +205,7 @@ class Sampler:
                  seed: int = 0, max_observation_dim: int | None = None, max_action_dim: int | None = None,
                  task_weighting: Literal["uniform", "transitions"] = "uniform", valid_fraction: float = 0.1,
                  reward_scale: Mapping[str, float] | None = None, normalize_observations: bool = True,
-                 mc_discount: float = 0.99, top_episode_fraction: float = 1.0):
+                 mc_discount: float = 0.99, top_episode_fraction: float = 1.0, mc_return_tail: str = "cut"):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if split not in ("train", "valid", "all"):
@@ -229,7 +253,7 @@ class Sampler:
             actions.append(_pad(a["actions"], self.max_action_dim))
             rewards.append(a["rewards"] * np.float32((reward_scale or {}).get(t.task, 1.0)))
             discounts.append(a["discounts"])
-            mc_returns.append(returns_to_go(rewards[-1], a["episode_lengths"], mc_discount))
+            mc_returns.append(returns_to_go(rewards[-1], a["episode_lengths"], mc_discount, mc_return_tail, a["discounts"]))
             train_eps, valid_eps = splits[t.task]
             episodes = {"train": train_eps, "valid": valid_eps, "all": np.arange(t.num_episodes)}[split]
             if top_episode_fraction < 1.0 and len(episodes):
