@@ -101,7 +101,7 @@ def run(base: TrainConfig, steps: int, alphas: Sequence[float], seeds: Sequence[
                         "flops_per_update": flops, "dataset": base.dataset, "tasks": base.tasks,
                         "eval_episodes": base.eval_episodes, "eval_mode": base.eval_mode, "seeds": list(seeds),
                         "alphas": list(alphas), "policy_improvement": base.policy_improvement,
-                        "advantage_estimate": base.advantage_estimate,
+                        "advantage_estimate": base.advantage_estimate, "mc_return_tail": base.mc_return_tail,
                         "advantage_kl_epsilon": base.advantage_kl_epsilon, "discount": base.discount,
                         "policy_target_std": base.policy_target_std, "paper_alpha": paper_alpha,
                         "filter_fraction": filter_fraction, "wall_seconds": round(time.time() - start, 1)}
@@ -229,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--improvement", default="data_advantage", choices=("sampled", "data_advantage"),
                         help="the PAC methods' policy_improvement")
     parser.add_argument("--advantage-estimate", default="monte_carlo", choices=("critic", "monte_carlo"))
+    parser.add_argument("--mc-return-tail", default="extend", choices=("cut", "extend"),
+                        help="how Monte-Carlo returns end at a time limit (TrainConfig.mc_return_tail)")
     parser.add_argument("--paper-alpha", type=float, default=None,
                         help="also run the paper's step ('sampled') at this alpha, as pac_paper")
     parser.add_argument("--no-references", action="store_true", help="skip regression_bc and best_snapshot")
@@ -250,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            steps=1, batch_size=args.batch_size, learning_rate=args.learning_rate, discount=args.discount,
                            eval_episodes=args.eval_episodes, eval_mode=args.eval_mode,
                            policy_improvement=args.improvement, advantage_estimate=args.advantage_estimate,
+                           mc_return_tail=args.mc_return_tail,
                            log_every=max(1, args.steps // 20),
                            # One held-out evaluation, at the end: each costs as much as ~100 updates.
                            valid_every=args.steps, checkpoint_every=max(1, args.steps // 2),
