@@ -32,13 +32,12 @@ import numpy as np
 
 from harness import diagnostics, losses
 from harness.config import TrainConfig, parse_override
+from harness.builder import build_job
 from harness.data import sampler as sampler_lib
 from harness.data import storage
-from harness.builder import make_learner
 from harness.learner import Learner, host_local
-from harness.train import plan_run, sampler_options
 from models import discretization
-from models.networks import PACInputs, make_networks
+from models.networks import PACInputs
 
 SYNTHETIC_TASK = "synthetic-bandit"
 _OBS_DIM, _ACTION_DIM = 4, 2
@@ -143,13 +142,9 @@ class TrueQProbe:
 
 def run(config: TrainConfig, every: int = 100, log=print) -> list[dict[str, Any]]:
     """Trains `config` for config.steps updates (no run folder) and returns the diagnostic rows."""
-    plan = plan_run(config)
-    dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
-    common = sampler_options(config, plan)
-    train_sampler = sampler_lib.Sampler(dataset, config.batch_size, "train", seed=config.seed, **common)
-    valid_sampler = sampler_lib.Sampler(dataset, config.batch_size, "valid", **common)
-    learner = make_learner(make_networks(plan.model), config, plan.steps)
-    probe = TrueQProbe(learner, valid_sampler) if plan.task_names == (SYNTHETIC_TASK,) else None
+    job = build_job(config)
+    plan, learner, train_sampler = job.plan, job.learner, job.train_sampler
+    probe = TrueQProbe(learner, job.valid_sampler) if plan.task_names == (SYNTHETIC_TASK,) else None
     state = learner.init(config.seed)
     rows, start = [], time.perf_counter()
     for step in range(1, plan.steps + 1):

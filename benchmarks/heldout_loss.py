@@ -21,13 +21,11 @@ import numpy as np
 import pandas as pd
 
 from harness import heldout
+from harness.builder import build_job
 from harness.checkpointing import Checkpointer
 from harness.config import TrainConfig
-from harness.data import sampler as sampler_lib
-from harness.builder import make_learner
 from harness.learner import host_local
-from harness.train import plan_run, sampler_options, train
-from models.networks import make_networks
+from harness.train import train
 
 
 def main() -> None:
@@ -53,16 +51,14 @@ def main() -> None:
     valid = curve[curve["split"] == "valid"][["step", "bc_loss", "bc_loss_per_dim", "bc_loss_stderr"]]
     print(valid.to_string(index=False))
 
-    plan = plan_run(config)
-    learner = make_learner(make_networks(plan.model), config, plan.steps)
+    job = build_job(config)
+    learner = job.learner
     checkpointer = Checkpointer(out / "checkpoints")
     state = checkpointer.restore(checkpointer.latest_step(), learner.init(config.seed))
     checkpointer.close()
-    dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
-    valid_sampler = sampler_lib.Sampler(dataset, config.valid_batch_size, "valid", **sampler_options(config, plan))
     evaluations = []
     for sample in range(args.samples):
-        held = heldout.HeldOutSet(valid_sampler, config.valid_examples_per_task, config.valid_batch_size,
+        held = heldout.HeldOutSet(job.valid_sampler, config.valid_examples_per_task, config.valid_batch_size,
                                   place=learner.shard_batch, sample=sample)
         metrics = held.evaluate(lambda b: host_local(learner.validation_metrics(state, b)))
         evaluations.append({"sample": sample, "bc_loss": metrics["bc_loss"], "bc_loss_stderr": metrics["bc_loss_stderr"],

@@ -19,11 +19,10 @@ import time
 
 import jax
 
-from harness.builder import learner_hyperparams, make_learner
+from harness.builder import build_job
 from harness.config import TrainConfig
 from harness.data.sampler import random_batch
-from harness.update_passes import update_flops
-from models import counts, get_preset, make_networks
+from models import counts, get_preset
 
 
 def benchmark(preset: str, dtype: str, batch_size: int, steps: int, num_sampled_actions: int = 20,
@@ -32,7 +31,8 @@ def benchmark(preset: str, dtype: str, batch_size: int, steps: int, num_sampled_
     config = TrainConfig(preset=preset, steps=steps + 1, batch_size=batch_size, compute_dtype=dtype,
                          num_sampled_actions=num_sampled_actions, num_target_actions=num_target_actions)
     model = get_preset(preset, compute_dtype=dtype, **overrides)
-    learner = make_learner(make_networks(model), config, config.steps)
+    job = build_job(config, model=model)
+    learner = job.learner
     state = learner.init(0)
     batch = learner.shard_batch(random_batch(model, batch_size))
 
@@ -45,7 +45,7 @@ def benchmark(preset: str, dtype: str, batch_size: int, steps: int, num_sampled_
     jax.block_until_ready(state)
     seconds = (time.perf_counter() - start) / steps
 
-    flops = update_flops(model, learner_hyperparams(config))
+    flops = job.plan.flops_per_update
     return {
         "preset": preset,
         "dtype": dtype,

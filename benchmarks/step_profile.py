@@ -47,12 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from harness.builder import learner_hyperparams, make_learner, run_constants
+from harness.builder import build_job, run_constants
 from harness.config import TrainConfig
 from harness.data.sampler import random_batch
-from harness.update_passes import update_flops
 from models import counts, presets
-from models.networks import PACInputs, make_networks
+from models.networks import PACInputs
 
 # bf16 dense peak of the SXM parts (NVIDIA's data sheets): H100 and H200 share it.
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -89,9 +88,8 @@ def build(preset: str, batch_size: int, dtype: str, overrides: dict[str, Any]):
     config = TrainConfig(preset=preset, steps=1000, batch_size=batch_size, compute_dtype=dtype).replace(**overrides)
     model = presets.get_preset(preset, compute_dtype=dtype, attention=config.attention, **DATA_SHAPES,
                                v_max=1.0 / (1.0 - config.discount))
-    learner = make_learner(make_networks(model), config.validate(), total_steps=1000)
-    flops = update_flops(model, learner_hyperparams(config))
-    return config, model, learner, flops
+    job = build_job(config, model=model)
+    return config, model, job.learner, job.plan.flops_per_update
 
 
 def _time(call, state, steps: int) -> tuple[Any, float]:

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_process()
     try:
         if args.config_json:
-            from harness.train import plan_run
+            from harness.builder import plan_run
 
             if len(args.run_dirs) != 1:
                 raise ValueError(f"--config-json names one run; got {len(args.run_dirs)} folders")

@@ -13,7 +13,6 @@ checkpoint and ends with the same params and metrics as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import sys
@@ -26,21 +25,15 @@ import jax
 import numpy as np
 
 from harness import evaluation, heldout
+from harness.builder import RunPlan, build_job, plan_run, run_constants
 from harness.checkpointing import Checkpointer, CheckpointWriteError, restore_newest
-from harness.config import MAX_STEPS, TrainConfig
-from harness.data import sampler as sampler_lib
-from harness.data import storage
+from harness.config import TrainConfig
 from harness.input_pipeline import Prefetcher
 from harness import learner as learner_lib
-from harness.builder import learner_hyperparams, make_learner, run_constants
 from harness.learner import host_local
 from harness import run_folder
 from harness import metrics_log
 from harness.metrics_log import MetricsWriter
-from harness.update_passes import update_flops
-from models import counts, presets
-from models.config import PACConfig
-from models.networks import make_networks
 
 # Without a progress bar, `train` logs a line at most this often (and at the end).
 LOG_LINE_SECONDS = 30.0
@@ -48,90 +41,6 @@ LOG_LINE_SECONDS = 30.0
 
 class TrainingDiverged(ValueError):
     """A loss or gradient became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPlan:
-    """What a TrainConfig resolves to on its dataset: the model and the run's length."""
-
-    model: PACConfig
-    task_names: tuple[str, ...]
-    action_repeats: tuple[int, ...]
-    # Per task, the factor that brings its per-step rewards into [-1, 1] (dm_control: 1 /
-    # action repeat, since rewards are in [0, 1] per control step; imported data: its spec's).
-    reward_scales: tuple[float, ...]
-    steps: int
-    flops_per_update: int
-    params: int
-    params_nonembedding: int
-    tokens_per_example: int
-
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["model"] = dataclasses.asdict(self.model)
-        return data
-
-
-def plan_run(config: TrainConfig) -> RunPlan:
-    """Resolves model shapes from the dataset's specs (arrays are not read) and the steps
-    from the FLOP budget. Cheap: the launcher calls it for every grid cell."""
-    config.validate()
-    names = tuple(config.tasks) if config.tasks else tuple(storage.list_tasks(config.dataset))
-    if not names:
-        raise storage.DatasetError(f"{config.dataset}: no task datasets found (generate them with `pac data`)")
-    specs = [storage.read_spec(config.dataset, name) for name in names]
-    obs_dim = max(int(s["observation_dim"]) for s in specs)
-    act_dim = max(int(s["action_dim"]) for s in specs)
-    for field, need in (("max_obs_dim", obs_dim), ("max_action_dim", act_dim)):
-        have = getattr(config, field)
-        if have is not None and have < need:
-            raise ValueError(f"{field}={have} is too small for dataset {config.dataset}, whose largest task needs {need}")
-    model = presets.get_preset(
-        config.preset,
-        max_obs_dim=config.max_obs_dim or obs_dim,
-        max_action_dim=config.max_action_dim or act_dim,
-        num_tasks=len(names),
-        compute_dtype=config.compute_dtype,
-        obs_value_embedding=config.obs_value_embedding,
-        attention=config.attention,
-        # Rewards are scaled into [0, 1] per step (sampler_options), or [-1, 1] where some
-        # task's rewards go negative, so returns, and the distributional critic's support,
-        # lie in [0 or -1 / (1 - discount), 1 / (1 - discount)].
-        v_min=-1.0 / (1.0 - config.discount) if any(storage.reward_range(s)[0] < 0 for s in specs) else 0.0,
-        v_max=1.0 / (1.0 - config.discount),
-    )
-    flops = update_flops(model, learner_hyperparams(config))
-    if config.steps is not None:
-        steps = config.steps
-    else:
-        if config.flop_budget // flops > MAX_STEPS:
-            raise ValueError(f"flop_budget={config.flop_budget:.3g} is {config.flop_budget // flops:.3g} updates of preset "
-                             f"{config.preset} at batch {config.batch_size}, more than {MAX_STEPS} (the step counter is int32)")
-        steps = int(config.flop_budget // flops)
-        if steps < 1:
-            raise ValueError(f"flop_budget={config.flop_budget:.3g} is less than one update ({flops:.3g} FLOPs for "
-                             f"preset {config.preset} at batch {config.batch_size})")
-    return RunPlan(
-        model=model,
-        task_names=names,
-        action_repeats=tuple(int(s["action_repeat"]) for s in specs),
-        reward_scales=tuple(storage.reward_scale(s) for s in specs),
-        steps=steps,
-        flops_per_update=flops,
-        params=counts.param_count(model),
-        params_nonembedding=counts.non_embedding_param_count(model),
-        tokens_per_example=model.num_input_tokens,
-    )
-
-
-def sampler_options(config: TrainConfig, plan: RunPlan) -> dict[str, Any]:
-    """The Sampler arguments a run's train and held-out samplers share: the model's padded
-    sizes, the split, the task weighting, the Monte-Carlo discount, and rewards scaled into
-    [-1, 1] per step (dm_control: divided by the task's action repeat, into [0, 1])."""
-    return dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
-                valid_fraction=config.valid_fraction, task_weighting=config.task_weighting,
-                mc_discount=config.discount,
-                reward_scale=dict(zip(plan.task_names, plan.reward_scales)))
 
 
 def _finite_or_raise(metrics: dict[str, float], step: int, last_checkpoint: int | None, run_dir: Path) -> None:
@@ -263,17 +172,11 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
         raise ValueError(f"batch_size={config.batch_size} must divide evenly over {processes} processes")
     local_batch = config.batch_size // processes
 
-    dataset = sampler_lib.load_dataset(config.dataset, plan.task_names)
-    common = sampler_options(config, plan)
-    # Every process draws the whole global batch from the run's seed and keeps its own
-    # slice: the run sees the same batches on any number of processes (a 2-process job
-    # matches the 1-process host-sampled run; tests/test_multiprocess.py).
-    train_sampler = sampler_lib.Sampler(dataset, config.batch_size, "train", seed=config.seed,
-                                        top_episode_fraction=config.top_episode_fraction, **common)
-    valid_sampler = sampler_lib.Sampler(dataset, local_batch, "valid", **common)
-
-    networks = make_networks(plan.model)
-    learner = make_learner(networks, config, plan.steps)
+    job = build_job(config, plan=plan)
+    # Every process draws the whole global batch from the run's seed (the train sampler's)
+    # and keeps its own slice: the run sees the same batches on any number of processes (a
+    # 2-process job matches the 1-process host-sampled run; tests/test_multiprocess.py).
+    learner, train_sampler = job.learner, job.train_sampler
     checkpointers = [Checkpointer(d / run_folder.CHECKPOINTS_DIR, keep=config.keep_checkpoints) for d in run_dirs]
     # The newest step every run of the pack holds and that reads (a kill between two runs'
     # saves, or a damaged newest checkpoint, must not stop every relaunch).
@@ -296,7 +199,7 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     if valid_batch % processes:
         raise ValueError(f"valid_batch_size={valid_batch} must divide evenly over {processes} processes")
     heldout_set = heldout.HeldOutSet(
-        valid_sampler, config.valid_examples_per_task, valid_batch,
+        job.valid_sampler, config.valid_examples_per_task, valid_batch,
         place=lambda b: learner.shard_batch(jax.tree.map(
             lambda x: x[process * (valid_batch // processes):(process + 1) * (valid_batch // processes)], b)))
 
@@ -432,7 +335,7 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
     for i in runs:
         returns = {}
         if configs[i].eval_episodes and process == 0:
-            returns = evaluation.evaluate(networks, host_local(run_state(i).params), [t.spec for t in dataset.tasks],
+            returns = evaluation.evaluate(job.networks, host_local(run_state(i).params), [t.spec for t in job.dataset.tasks],
                                           configs[i].eval_episodes, configs[i].eval_mode, configs[i].seed,
                                           train_sampler.normalizer)
             row = {**counters(plan.steps), "split": "eval", "wall_time": time.time(),

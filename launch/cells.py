@@ -1,6 +1,6 @@
 """A grid spec expanded into cells: one training job each, named, sized and bounds-checked.
 
-Steps come from `harness.train.plan_run` (budget // FLOPs per update of the preset on the
+Steps come from `harness.builder.plan_run` (budget // FLOPs per update of the preset on the
 spec's dataset), the one function that also sizes the job when it runs, so the table a
 dry run prints is exactly what the cells will do.
 """
@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 from harness.config import TrainConfig
 from harness.data import storage
-from harness.train import plan_run
+from harness.builder import plan_run
 from launch.spec import GridSpec, budget_label
 
 

@@ -64,27 +64,20 @@ def measure_throughput(cells: Sequence[Cell], updates: int = 10, log=lambda _: N
     (compilation and a warm-up update are not timed)."""
     import jax
 
-    from harness.data import sampler as sampler_lib
-    from harness.builder import make_learner
-    from harness.train import plan_run
-    from models.networks import make_networks
+    from harness.builder import build_job
 
     rates: dict[str, float] = {}
-    datasets: dict[tuple, object] = {}
+    datasets: dict[tuple, object] = {}  # loaded once per dataset and task subset
     for cell in cells:
         if cell.preset in rates:
             continue
         config = cell.config.replace(flop_budget=None, steps=max(updates + 1, 2))
-        plan = plan_run(config)
-        key = (config.dataset, plan.task_names)
-        if key not in datasets:
-            datasets[key] = sampler_lib.load_dataset(config.dataset, plan.task_names)
-        sampler = sampler_lib.Sampler(datasets[key], config.batch_size, "train", seed=0,
-                                      max_observation_dim=plan.model.max_obs_dim,
-                                      max_action_dim=plan.model.max_action_dim, valid_fraction=config.valid_fraction)
-        learner = make_learner(make_networks(plan.model), config, plan.steps)
+        key = (config.dataset, config.tasks)
+        job = build_job(config, dataset=datasets.get(key))
+        datasets[key] = job.dataset
+        learner = job.learner
         state = learner.init(config.seed)
-        batch = learner.shard_batch(sampler.sample_at(0))
+        batch = learner.shard_batch(job.train_sampler.sample_at(0))
         state, metrics = learner.update(state, batch)  # compile + warm up
         jax.block_until_ready(metrics)
         start = time.perf_counter()

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 from harness import run_folder
 from launch import estimate as estimate_lib
 from launch import index as index_lib
-from harness.train import plan_run
+from harness.builder import plan_run
 from launch.cells import Cell, expand, format_seconds, select
 from launch.grid_folder import claim_grid_dir, grid_dir, grid_lock, initial_rows
 from launch.spec import GridSpec

@@ -9,12 +9,9 @@ import optax
 import pytest
 
 from benchmarks import critic_diagnostics
+from harness.builder import build_job, learner_hyperparams, run_constants
 from harness.config import TrainConfig
-from harness.data import sampler as sampler_lib
-from harness.builder import learner_hyperparams, make_learner, run_constants
 from harness.learner import learning_rate_at
-from harness.train import plan_run
-from models.networks import make_networks
 
 
 def test_schedule_matches_optax_warmup_cosine():
@@ -28,13 +25,11 @@ def test_schedule_matches_optax_warmup_cosine():
 
 def test_cells_differing_in_alpha_seed_and_length_share_one_program(tiny_dataset_dir):
     base = TrainConfig(preset="tiny", dataset=str(tiny_dataset_dir), steps=10, batch_size=8, num_sampled_actions=2)
-    plan = plan_run(base)
-    dataset = sampler_lib.load_dataset(tiny_dataset_dir)
-    batch = sampler_lib.Sampler(dataset, 8, max_observation_dim=plan.model.max_obs_dim,
-                                max_action_dim=plan.model.max_action_dim).sample_at(0)
+    base_job = build_job(base)
+    batch = base_job.train_sampler.sample_at(0)
     programs = []
-    for config, steps in ((base, 10), (base.replace(alpha=1.0, seed=3), 500)):
-        learner = make_learner(make_networks(plan.model), config, steps)
+    for config in (base, base.replace(alpha=1.0, seed=3, steps=500)):
+        learner = build_job(config, dataset=base_job.dataset).learner
         state = learner.init(0)
         programs.append(learner._update_jit.lower(state, learner.shard_batch(batch), learner.constants).as_text())
     # Same program text: the persistent compilation cache serves every such grid cell.
@@ -64,12 +59,10 @@ def test_polyak_targets_temperature_floor_and_gradient_diagnostics(tmp_path, cli
     config = TrainConfig(preset="tiny", dataset=str(tmp_path), steps=2, batch_size=8, num_sampled_actions=4,
                          initial_temperature=0.05, min_temperature=0.05, temperature_learning_rate=10.0, kl_epsilon=5.0,
                          polyak_tau=0.25, gradient_clipping=clipping)
-    plan = plan_run(config)
-    sampler = sampler_lib.Sampler(sampler_lib.load_dataset(tmp_path), 8, max_observation_dim=plan.model.max_obs_dim,
-                                  max_action_dim=plan.model.max_action_dim)
-    learner = make_learner(make_networks(plan.model), config, 2)
+    job = build_job(config)
+    learner = job.learner
     state = jax.device_get(learner.init(0))  # a host copy: the update donates its input state
-    new, metrics = learner.update(state, learner.shard_batch(sampler.sample_at(0)))
+    new, metrics = learner.update(state, learner.shard_batch(job.train_sampler.sample_at(0)))
     for old_target, online, target in zip(*map(jax.tree.leaves, (state.target_params, new.params, new.target_params))):
         np.testing.assert_allclose(target, 0.75 * old_target + 0.25 * online, rtol=1e-5, atol=1e-7)
     assert float(jnp.exp(new.log_temperature)) == pytest.approx(0.05, rel=1e-5)
@@ -84,7 +77,7 @@ def _variant_metrics(**settings):
 
     config = TrainConfig(preset="tiny", steps=10, batch_size=64, num_sampled_actions=4, **settings)
     model = get_preset("tiny", max_obs_dim=6, max_action_dim=2, num_tasks=2)
-    learner = make_learner(make_networks(model), config, total_steps=10)
+    learner = build_job(config, model=model).learner
     _, metrics = learner.update(learner.init(0), learner.shard_batch(random_batch(model, 64, 0)))
     return jax.device_get(metrics)
 

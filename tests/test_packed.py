@@ -15,9 +15,8 @@ import pytest
 
 from harness.checkpointing import Checkpointer
 from harness.config import TrainConfig
-from harness.builder import make_learner
-from harness.train import check_packable, plan_run, train, train_pack
-from models.networks import make_networks
+from harness.builder import build_job
+from harness.train import check_packable, train, train_pack
 
 VOLATILE = ["wall_time", "steps_per_second", "data_wait_fraction"]
 
@@ -29,8 +28,7 @@ def _config(dataset, **changes) -> TrainConfig:
 
 
 def _params(run_dir, config, step):
-    plan = plan_run(config)
-    like = make_learner(make_networks(plan.model), config, plan.steps).init(config.seed)
+    like = build_job(config).learner.init(config.seed)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
         return jax.device_get(checkpointer.restore(step, like).params)

@@ -20,7 +20,7 @@ import pytest
 from harness import losses
 from harness.config import TrainConfig
 from harness.data.sampler import random_batch
-from harness.builder import make_learner
+from harness.builder import build_job
 from harness.learner import Learner
 from models import get_preset, make_networks
 from models.networks import PACInputs
@@ -34,7 +34,7 @@ def _learner(dtype="float32", **settings) -> Learner:
     config = TrainConfig(preset="tiny", steps=10, batch_size=16, compute_dtype=dtype, **{**BASELINE, **settings})
     model = get_preset("tiny", compute_dtype=dtype, attention=config.attention, max_obs_dim=12, max_action_dim=4,
                        num_tasks=3)
-    return make_learner(make_networks(model), config, total_steps=10)
+    return build_job(config, model=model).learner
 
 
 @functools.lru_cache(maxsize=None)

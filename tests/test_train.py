@@ -174,23 +174,18 @@ def test_two_devices_give_the_same_update_as_one(tiny_dataset_dir):
     script = textwrap.dedent(f"""
         import jax, numpy as np
         from harness.config import TrainConfig
-        from harness.train import plan_run
-        from harness.builder import make_learner
+        from harness.builder import build_job
         from harness.learner import make_mesh
-        from harness.data import sampler as S
-        from models.networks import make_networks
         assert jax.device_count() == 2
         # Gumbel draws: a draw whose uniform lies within rounding of a bin's cumulative
         # probability flips with the reduction order (inverse_cdf sums 101 bins, so its
         # flips are ~100x likelier); this test is about the sharded math, not the sampler.
         cfg = TrainConfig(preset="tiny", dataset={str(tiny_dataset_dir)!r}, steps=3, batch_size=16, num_sampled_actions=4,
                           action_sampling="gumbel")
-        plan = plan_run(cfg)
-        ds = S.load_dataset(cfg.dataset)
-        sampler = S.Sampler(ds, 16, max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim)
         results = []
         for devices in (jax.devices()[:1], jax.devices()):
-            learner = make_learner(make_networks(plan.model), cfg, 3, mesh=make_mesh(devices))
+            job = build_job(cfg, mesh=make_mesh(devices))
+            learner, sampler = job.learner, job.train_sampler
             state = learner.init(0)
             for i in range(3):
                 state, metrics = learner.update(state, learner.shard_batch(sampler.sample_at(i)))

@@ -7,11 +7,11 @@ import jax
 import pytest
 from jax.extend import core as jax_core
 
-from harness.builder import learner_hyperparams, make_learner
+from harness.builder import build_job, learner_hyperparams
 from harness.config import TrainConfig
 from harness.data.sampler import random_batch
 from harness.update_passes import update_flops, update_passes, xla_update_flops
-from models import critic_decoder_flops, encoder_flops, forward_flops, get_preset, make_networks
+from models import critic_decoder_flops, encoder_flops, forward_flops, get_preset
 
 MODEL = get_preset("tiny", max_obs_dim=24, max_action_dim=6)
 
@@ -72,7 +72,7 @@ def test_update_flops_are_the_matmuls_of_the_learners_update(overrides):
     pass) is counted: the analytic count changes in step with the update or this fails."""
     batch_size = 8
     config = TrainConfig(steps=10, batch_size=batch_size, **overrides)
-    learner = make_learner(make_networks(MODEL), config, 10)
+    learner = build_job(config, model=MODEL).learner
     state = jax.eval_shape(lambda: learner.init(0))
     jaxpr = jax.make_jaxpr(learner.step_fn)(state, random_batch(MODEL, batch_size), learner.constants).jaxpr
     # The one difference: the backward rule (2x the forward) charges an input gradient to
@@ -94,7 +94,7 @@ def test_update_flops_are_the_matmuls_of_the_learners_update(overrides):
 @pytest.mark.parametrize("gradient_clipping", ["global", "per_loss"])
 def test_update_flops_match_xla_within_25_percent(gradient_clipping):
     config = TrainConfig(steps=10, batch_size=8, gradient_clipping=gradient_clipping)
-    learner = make_learner(make_networks(MODEL), config, 10)
+    learner = build_job(config, model=MODEL).learner
     analytic = update_flops(MODEL, learner.hyperparams)
     xla = xla_update_flops(learner)
     assert 1.0 <= xla / analytic <= 1.25, (xla, analytic)

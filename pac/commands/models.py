@@ -45,11 +45,10 @@ def _positive(name: str, value: int) -> int:
 
 
 def _rows(args: argparse.Namespace) -> list[dict]:
-    from harness.builder import learner_hyperparams, make_learner
+    from harness.builder import build_job, learner_hyperparams
     from harness.config import TrainConfig
     from harness.update_passes import update_flops, xla_update_flops
     from models import counts
-    from models.networks import make_networks
     from models.presets import PRESET_NAMES, get_preset
 
     overrides = {}
@@ -79,7 +78,7 @@ def _rows(args: argparse.Namespace) -> list[dict]:
             "train_flops_per_update": update_flops(config, learner_hyperparams(train_config)),
         }
         if args.xla:
-            xla = xla_update_flops(make_learner(make_networks(config), train_config, 1))
+            xla = xla_update_flops(build_job(train_config, model=config).learner)
             row["xla_train_flops_per_update"] = xla
             row["xla_ratio"] = xla / row["train_flops_per_update"]
         rows.append(row)
