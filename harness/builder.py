@@ -115,11 +115,11 @@ def plan_model(config: TrainConfig, model: PACConfig, task_names: tuple[str, ...
 
 def sampler_options(config: TrainConfig, plan: RunPlan) -> dict[str, Any]:
     """The Sampler arguments a run's train and held-out samplers share: the model's padded
-    sizes, the split, the task weighting, the Monte-Carlo discount, and rewards scaled into
+    sizes, the split, the task weighting, the Monte-Carlo discount and tail, and rewards scaled into
     [-1, 1] per step (dm_control: divided by the task's action repeat, into [0, 1])."""
     return dict(max_observation_dim=plan.model.max_obs_dim, max_action_dim=plan.model.max_action_dim,
                 valid_fraction=config.valid_fraction, task_weighting=config.task_weighting,
-                mc_discount=config.discount,
+                mc_discount=config.discount, mc_return_tail=config.mc_return_tail,
                 reward_scale=dict(zip(plan.task_names, plan.reward_scales)))
 
 
