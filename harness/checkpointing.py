@@ -8,12 +8,14 @@ as their own types, not plain lists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any, Callable, Sequence
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint._src import asyncio_utils as _orbax_asyncio
 
 
 class CheckpointWriteError(OSError):
@@ -35,6 +37,53 @@ class _OrbaxErrorsRaisedHere(logging.Filter):
 
 
 _ORBAX_FILTER = _OrbaxErrorsRaisedHere()
+
+
+# How long a failed write's sibling writes are waited for before their loop is closed.
+_DRAIN_SECONDS = 60.0
+
+
+def _run_sync_via_new_loop(coro: Any) -> Any:
+    """orbax's own (asyncio_utils._run_sync_via_new_loop, which runs every save's
+    coroutines in a fresh event loop, then closes it), except that a coroutine that fails
+    leaves no task running on the closed loop. A save writes each array with its own
+    tensorstore future inside one asyncio.gather; when one write fails (a full disk, a
+    folder made read-only) the gather raises at once and orbax closed the loop while the
+    other writes still ran. Each of those, on finishing, then called the closed loop's
+    call_soon_threadsafe from a tensorstore thread and printed a "RuntimeError: Event loop
+    is closed" traceback through sys.unraisablehook (up to ~180 of them, 1,100 lines, for
+    one full disk). Here the loop first waits for its remaining tasks (they fail the same
+    way, and the one error that matters reaches the Checkpointer as an exception), then
+    closes: nothing is left to report into it."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    except Exception:  # not on Ctrl-C: that stops at once, as before
+        _drain(loop)
+        raise
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Runs `loop` until its tasks are done (at most _DRAIN_SECONDS, then cancels them)."""
+    pending = asyncio.all_tasks(loop)
+    if not pending:
+        return
+    _, late = loop.run_until_complete(asyncio.wait(pending, timeout=_DRAIN_SECONDS))
+    for task in late:
+        task.cancel()
+    if late:
+        loop.run_until_complete(asyncio.wait(late, timeout=1.0))
+    for task in pending:
+        if task.done() and not task.cancelled():
+            task.exception()  # read: each is the failed save's error again, already raised once
+
+
+if callable(getattr(_orbax_asyncio, "_run_sync_via_new_loop", None)):  # orbax-checkpoint 0.12.8, pinned in setup.cfg
+    _orbax_asyncio._run_sync_via_new_loop = _run_sync_via_new_loop
 
 
 class Checkpointer:
