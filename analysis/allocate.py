@@ -15,26 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from analysis.parametric import ParametricLaw
-
-
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(values, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return float(lo), float(hi)
-
-
-def _power_law(law: Mapping[str, Any], c: float, level: float) -> tuple[float, float, float]:
-    """(value, lo, hi) of G C^a at c from a fits.json power-law entry."""
-    if law.get("coefficient") is None or law.get("exponent") is None:
-        return float("nan"), float("nan"), float("nan")
-    value = law["coefficient"] * c ** law["exponent"]
-    samples = np.asarray(law.get("samples") or [], np.float64).reshape(-1, 2)
-    with np.errstate(all="ignore"):
-        lo, hi = _interval(np.exp(samples[:, 0] + samples[:, 1] * np.log(c)), level)
-    return float(value), lo, hi
+from analysis.law import read_laws
 
 
 # How far outside the compute range of its runs a law is used: beyond WARN_DEX decades the
@@ -83,26 +64,19 @@ def allocate(fits: Mapping[str, Any], budgets: Sequence[float], level: float = 0
     if not isinstance(fits, Mapping):
         raise ValueError(f"not a fits file: a JSON object of laws (from `pac fit`) is needed, got {type(fits).__name__}")
     rows = []
-    a3, a2 = fits.get("approach3") or {}, fits.get("approach2") or {}
+    laws = read_laws(fits, ("approach3", "approach2"))
     span = fitted_compute_range(fits)
     for c in budgets:
         dex = check_budget(c, span)
         first = len(rows)
-        if a3 and "error" not in a3:
-            law = ParametricLaw.from_dict(a3)
+        for name, label in (("approach3", "3: L(N, D)"), ("approach2", "2: isoFLOP")):
+            law = laws.get(name)
+            if law is None or law.error is not None:
+                continue
             n, d = (float(v) for v in law.allocate(c))
-            row = {"budget": c, "approach": "3: L(N, D)", "status": a3.get("status", "ok"), "N": n, "D": d}
-            refits = ParametricLaw.bootstrap_from_dict(a3)
-            if refits is not None:
-                n_boot, d_boot = refits.allocate(c)
-                row["N_lo"], row["N_hi"] = _interval(np.ravel(n_boot), level)
-                row["D_lo"], row["D_hi"] = _interval(np.ravel(d_boot), level)
-            rows.append(row)
-        if a2 and "error" not in a2:
-            n, n_lo, n_hi = _power_law(a2["n_opt_fit"], c, level)
-            d, d_lo, d_hi = _power_law(a2["d_opt_fit"], c, level)
-            rows.append({"budget": c, "approach": "2: isoFLOP", "status": a2.get("status", "ok"), "N": n,
-                         "N_lo": n_lo, "N_hi": n_hi, "D": d, "D_lo": d_lo, "D_hi": d_hi})
+            (n_lo, n_hi), (d_lo, d_hi) = law.allocation_interval(c, level)
+            rows.append({"budget": c, "approach": label, "status": law.status or "ok", "N": n, "N_lo": n_lo,
+                         "N_hi": n_hi, "D": d, "D_lo": d_lo, "D_hi": d_hi})
         if not rows or rows[-1]["budget"] != c:
             raise ValueError("the fits hold neither an approach 3 nor an approach 2 law to allocate with")
         for row in rows[first:]:

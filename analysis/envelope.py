@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import powerlaw
+from analysis.law import ScalingLaw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +36,13 @@ class EnvelopeFit(powerlaw.AllocationLaws):
     n_opt: powerlaw.PowerLawFit
     d_opt: powerlaw.PowerLawFit
 
+    def law(self) -> ScalingLaw:
+        """The law, recording the envelope it was fitted to (fits.json's "approach1")."""
+        return ScalingLaw("approach1", n_opt=self.n_opt, d_opt=self.d_opt, record={"envelope": {
+            "C": list(self.c), "N": list(self.n), "D": list(self.d), "loss": list(self.loss), "run": list(self.runs)}})
+
     def to_dict(self) -> dict:
-        return self.allocation_dict() | {
-            "envelope": {"C": list(self.c), "N": list(self.n), "D": list(self.d), "loss": list(self.loss),
-                         "run": list(self.runs)}}
+        return self.law().to_dict()
 
 
 def envelope_points(points: pd.DataFrame, bins_per_decade: int = 10) -> pd.DataFrame:

@@ -80,7 +80,7 @@ def check_extrapolation(points: pd.DataFrame, k: "float | load.FlopsPerParameter
         # Edge warnings were already given by the main isoFLOP fit.
         warnings.simplefilter("ignore")
         try:
-            n2 = float(isoflop.fit_isoflop(train[train["budget"].notna()], k, n_bootstrap=0).n_opt(held))
+            n2 = float(isoflop.fit_isoflop(train[train["budget"].notna()], k, n_bootstrap=0).n_opt.predict(held))
         except ValueError:
             n2 = float("nan")
         try:

@@ -21,8 +21,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis import fit_status  # noqa: E402
-from analysis.parametric import ParametricLaw  # noqa: E402
+from analysis.law import ScalingLaw, read_laws  # noqa: E402
 
 COLUMN = 3.3  # inches
 PAGE = 6.8
@@ -57,9 +56,10 @@ def write_all(fits: dict, out_dir: str, results_dir: str | None = None) -> list[
     return written
 
 
-def _ok(fit: dict | None) -> bool:
-    """Only laws whose status is 'ok' are drawn (analysis.fit_status)."""
-    return fit_status.is_ok(fit)
+def _law(fits: dict, approach: str) -> ScalingLaw | None:
+    """The approach's law in a fits dict, None where it holds none. Only laws whose
+    status is 'ok' (`ScalingLaw.ok`, analysis.fit_status) are drawn as laws."""
+    return read_laws(fits, (approach,)).get(approach)
 
 
 def _points(fits: dict) -> dict[str, np.ndarray]:
@@ -81,13 +81,14 @@ def _budget_colors(budgets) -> dict[float, tuple]:
 
 def isoflop_figure(fits: dict):
     """Loss vs N per budget with the fitted parabolas (Chinchilla Fig. 3 left)."""
-    a2 = fits.get("approach2")
-    if not a2 or "error" in a2:
+    a2 = _law(fits, "approach2")
+    if a2 is None or a2.error is not None:
         return None  # the profiles are data: drawn even when the law from them is degenerate
+    budgets = a2.record["budgets"]
     pts = _points(fits)
-    colors = _budget_colors([b["budget"] for b in a2["budgets"]])
+    colors = _budget_colors([b["budget"] for b in budgets])
     fig, ax = plt.subplots(figsize=(COLUMN, 2.6))
-    for b in a2["budgets"]:
+    for b in budgets:
         color = colors[b["budget"]]
         sel = np.isclose(pts["budget"], b["budget"], rtol=1e-9)
         ax.scatter(pts["N"][sel], pts["loss"][sel], s=6, color=color, alpha=0.7, linewidths=0)
@@ -101,10 +102,10 @@ def isoflop_figure(fits: dict):
             ax.scatter([b["n_opt"]], [b["loss_opt"]], marker="*", s=40, color=color, edgecolors="k",
                        linewidths=0.4, zorder=5)
     ax.set_xscale("log")
-    ax.set_xlim(min(b["n_min"] for b in a2["budgets"]) / 1.5, max(b["n_max"] for b in a2["budgets"]) * 1.5)
+    ax.set_xlim(min(b["n_min"] for b in budgets) / 1.5, max(b["n_max"] for b in budgets) * 1.5)
     ax.set_xlabel("parameters N")
     ax.set_ylabel(_loss_label(fits))
-    ax.set_title("IsoFLOP profiles (stars: fitted optima)" if _ok(a2) else
+    ax.set_title("IsoFLOP profiles (stars: fitted optima)" if a2.ok else
                  "IsoFLOP profiles: no law (degenerate, see the report)")
     lo, hi = np.nanpercentile(pts["loss"][np.isfinite(pts["budget"])], [0, 97])
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.1 * (hi - lo))
@@ -112,50 +113,43 @@ def isoflop_figure(fits: dict):
     return fig
 
 
-def _band(ax, fit: dict, color):
-    band = fit.get("band", {})
-    if band.get("x"):
-        ax.fill_between(band["x"], band["lo"], band["hi"], color=color, alpha=0.15, linewidth=0)
-
-
 def allocation_figure(fits: dict):
     """N_opt(C) and D_opt(C) from the three approaches with CI bands (Chinchilla Fig. 3)."""
-    have = [k for k in ("approach1", "approach2", "approach3") if _ok(fits.get(k))]
-    if not have:
+    laws = {name: law for name, law in read_laws(fits).items() if law.ok}
+    if not laws:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(PAGE, 2.6))
     unit = "examples" if fits.get("source", {}).get("data_unit", "examples") == "examples" else "tokens"
     for ax, which, label in ((axes[0], "N", "parameters N_opt"), (axes[1], "D", f"{unit} D_opt")):
-        c_all = []
-        for key in have:
-            fit, color = fits[key], _APPROACH_COLORS[key]
+        exponent_name = "a" if which == "N" else "b"
+        for key, law in laws.items():
+            color = _APPROACH_COLORS[key]
             if key == "approach3":
-                alloc = fit["allocation"]
+                alloc = law.record["allocation"]  # the fit's own table, with its bootstrap band
                 ax.plot(alloc["C"], alloc[which], color=color,
-                        label=f"3: parametric, {'a' if which == 'N' else 'b'} = {fit['a' if which == 'N' else 'b']:.3f}")
+                        label=f"3: parametric, {exponent_name} = {getattr(law, exponent_name):.3f}")
                 if f"{which}_lo" in alloc:
                     ax.fill_between(alloc["C"], alloc[f"{which}_lo"], alloc[f"{which}_hi"], color=color,
                                     alpha=0.15, linewidth=0)
                 continue
-            law = fit["n_opt_fit" if which == "N" else "d_opt_fit"]
+            fit = law.n_opt if which == "N" else law.d_opt
             if key == "approach2":
-                c = np.array([b["budget"] for b in fit["budgets"]])
-                y = np.array([b["n_opt" if which == "N" else "d_opt"] for b in fit["budgets"]])
+                c = np.array([b["budget"] for b in law.record["budgets"]])
+                y = np.array([b["n_opt" if which == "N" else "d_opt"] for b in law.record["budgets"]])
                 name = "2: isoFLOP"
             else:
-                c = np.array(fit["envelope"]["C"])
-                y = np.array(fit["envelope"][which])
+                c = np.array(law.record["envelope"]["C"])
+                y = np.array(law.record["envelope"][which])
                 name = "1: envelope"
-            c_all.append(c)
             ax.scatter(c, y, s=8, color=color, zorder=4)
-            if law.get("coefficient") is None or law.get("exponent") is None:
-                continue  # the power law could not be fitted (it is NaN in fits.json)
-            grid = np.array(law["band"]["x"]) if law["band"]["x"] else np.geomspace(c.min() / 3, c.max() * 10, 40)
+            if not np.isfinite([fit.coefficient, fit.exponent]).all():
+                continue  # the power law could not be fitted (it is null in fits.json)
+            grid = np.array(fit.band_x) if fit.band_x else np.geomspace(c.min() / 3, c.max() * 10, 40)
             with np.errstate(over="ignore", invalid="ignore"):
-                line = law["coefficient"] * grid ** law["exponent"]
-            ax.plot(grid, line, color=color, linestyle="--",
-                    label=f"{name}, {'a' if which == 'N' else 'b'} = {law['exponent']:.3f}")
-            _band(ax, law, color)
+                line = fit.predict(grid)
+            ax.plot(grid, line, color=color, linestyle="--", label=f"{name}, {exponent_name} = {fit.exponent:.3f}")
+            if fit.band_x:
+                ax.fill_between(fit.band_x, fit.band_lo, fit.band_hi, color=color, alpha=0.15, linewidth=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training FLOPs C")
@@ -168,7 +162,7 @@ def allocation_figure(fits: dict):
 
 def envelope_figure(fits: dict, results_dir: str | None):
     """Loss vs C of every run, and the minimum envelope."""
-    a1 = fits.get("approach1")
+    a1 = _law(fits, "approach1")
     pts = _points(fits)
     if not pts:
         return None
@@ -185,8 +179,8 @@ def envelope_figure(fits: dict, results_dir: str | None):
     else:
         sc = ax.scatter(pts["C"], pts["loss"], c=np.log10(pts["N"]), s=5, cmap="viridis", linewidths=0)
         fig.colorbar(sc, ax=ax, label="log10 N", pad=0.01)
-    if a1 and "error" not in a1:  # the envelope is data, drawn whatever the law's status
-        env = a1["envelope"]
+    if a1 is not None and a1.error is None:  # the envelope is data, drawn whatever the law's status
+        env = a1.record["envelope"]
         ax.plot(env["C"], env["loss"], "o-", color="tab:red", markersize=2.5, linewidth=1, label="envelope")
         ax.legend(loc="upper right")
     ax.set_xscale("log")
@@ -215,15 +209,14 @@ def _curves(fits: dict, results_dir: str | None):
 
 def contour_figure(fits: dict):
     """L(N, D) of Approach 3 over (C, N) with the efficient frontier (Chinchilla Fig. 4)."""
-    a3 = fits.get("approach3")
-    if not _ok(a3):
+    law = _law(fits, "approach3")
+    if law is None or not law.ok:
         return None
     pts = _points(fits)
-    law = ParametricLaw.from_dict(a3)
     c = np.geomspace(np.nanmin(pts["C"]) / 3, np.nanmax(pts["C"]) * 10, 200)
     n = np.geomspace(np.nanmin(pts["N"]) / 5, np.nanmax(pts["N"]) * 5, 200)
     cc, nn = np.meshgrid(c, n)
-    loss = law.predict(nn, law.examples(cc, nn))
+    loss = law.predict(nn, law.loss.examples(cc, nn))
     fig, ax = plt.subplots(figsize=(COLUMN, 2.6))
     # The floor is the lowest predicted loss on the plot (E itself can fit to ~0 on noisy
     # grids, and a geometric scale cannot start at 0).
@@ -232,8 +225,8 @@ def contour_figure(fits: dict):
     cs = ax.contourf(cc, nn, loss, levels=levels, cmap="viridis_r", alpha=0.85)
     ax.contour(cc, nn, loss, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
     fig.colorbar(cs, ax=ax, label="predicted loss", pad=0.01, format="%.2f")
-    alloc = a3["allocation"]
-    ax.plot(alloc["C"], alloc["N"], color="tab:red", linewidth=1.5, label=f"efficient frontier, a = {a3['a']:.3f}")
+    alloc = law.record["allocation"]
+    ax.plot(alloc["C"], alloc["N"], color="tab:red", linewidth=1.5, label=f"efficient frontier, a = {law.a:.3f}")
     ax.scatter(pts["C"], pts["N"], s=4, color="white", edgecolors="k", linewidths=0.3, label="runs")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -301,17 +294,16 @@ def returns_figure(fits: dict, results_dir: str | None = None):
     drew = False
     for name in ("bc", "pac"):
         for source, style in ((fits.get("groups", {}).get(name, {}), "-"), (ret.get(name, {}), ":")):
-            a2 = source.get("approach2") if source else None
-            if not _ok(a2):
+            a2 = _law(source, "approach2") if source else None
+            if a2 is None or not a2.ok:
                 continue
-            c = np.array([b["budget"] for b in a2["budgets"]])
-            y = np.array([b["n_opt"] for b in a2["budgets"]])
-            law = a2["n_opt_fit"]
+            c = np.array([b["budget"] for b in a2.record["budgets"]])
+            y = np.array([b["n_opt"] for b in a2.record["budgets"]])
             grid = np.geomspace(c.min() / 2, c.max() * 2, 40)
             what = "loss" if style == "-" else "1 - return"
             ax.scatter(c, y, s=8, color=_GROUP_COLORS[name], marker="o" if style == "-" else "s")
-            ax.plot(grid, law["coefficient"] * grid ** law["exponent"], style, color=_GROUP_COLORS[name],
-                    label=f"{name.upper()} on {what}: a = {law['exponent']:.2f}")
+            ax.plot(grid, a2.n_opt.predict(grid), style, color=_GROUP_COLORS[name],
+                    label=f"{name.upper()} on {what}: a = {a2.n_opt.exponent:.2f}")
             drew = True
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -25,6 +25,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from analysis import powerlaw
+
 MIN_POINTS = 3
 MAX_INTERVAL_WIDTH = 1.0
 E_FLOOR = 1e-3
@@ -35,8 +37,7 @@ _EXPONENTS = {"approach1": ("a", "b"), "approach2": ("a", "b"), "approach3": ("a
 
 
 def _interval(fit: Mapping[str, Any], name: str) -> tuple[float, float] | None:
-    block = next((v for k, v in fit.items() if k.startswith("ci") and isinstance(v, dict)), {})
-    pair = block.get(name)
+    pair = powerlaw.ci_block(fit)[1].get(name)
     if not pair or len(pair) != 2 or any(x is None or not math.isfinite(x) for x in pair):
         return None
     return float(pair[0]), float(pair[1])
@@ -108,7 +109,3 @@ def assess(approach: str, fit: Mapping[str, Any], min_loss: float | None = None,
             reasons.append(f"{name} = {_fmt(value)} lies outside its own interval [{_fmt(lo)}, {_fmt(hi)}]")
     return {"status": "degenerate" if reasons else "ok", "reasons": reasons}
 
-
-def is_ok(fit: Mapping[str, Any] | None) -> bool:
-    """Whether a fits.json entry may be drawn or used as a law."""
-    return bool(fit) and "error" not in fit and fit.get("status", "ok") == "ok"

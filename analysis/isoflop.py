@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import load, powerlaw
+from analysis.law import ScalingLaw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +60,14 @@ class IsoFlopFit(powerlaw.AllocationLaws):
     skipped: tuple[str, ...]
     n_bootstrap: int
 
-    def to_dict(self) -> dict:
-        return self.allocation_dict() | {
+    def law(self) -> ScalingLaw:
+        """The law, recording the profiles it was fitted to (fits.json's "approach2")."""
+        return ScalingLaw("approach2", n_opt=self.n_opt, d_opt=self.d_opt, record={
             "budgets": [o.to_dict() for o in self.optima], "skipped": list(self.skipped),
-            "n_bootstrap": self.n_bootstrap}
+            "n_bootstrap": self.n_bootstrap})
+
+    def to_dict(self) -> dict:
+        return self.law().to_dict()
 
 
 def assign_budgets(c: np.ndarray, tol_dex: float = 0.05, min_runs: int = 4, min_separation_dex: float = 0.2,

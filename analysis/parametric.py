@@ -43,6 +43,7 @@ import numpy as np
 import optax
 
 from analysis import load
+from analysis.powerlaw import as_float
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0  # at most one progress line this often
@@ -114,7 +115,7 @@ class ParametricLaw:
         by_size = fitted.get("k_by_size")
         k = (load.FlopsPerParameter(tuple(np.log(by_size["N"]).tolist()), tuple(by_size["k"])) if by_size
              else float(fitted.get("k", 6.0)))
-        return cls(*(float(fitted[name]) for name in PARAM_NAMES), k=k)
+        return cls(*(as_float(fitted[name]) for name in PARAM_NAMES), k=k)
 
     @classmethod
     def bootstrap_from_dict(cls, fitted: Mapping[str, Any]) -> "ParametricLaw | None":

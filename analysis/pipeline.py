@@ -20,12 +20,11 @@ import pandas as pd
 
 from analysis import envelope
 from analysis import extrapolation
-from analysis import fit_status
 from analysis import isoflop
 from analysis import load
 from analysis import parametric
-from analysis import powerlaw
 from analysis import returns
+from analysis.law import ScalingLaw
 
 log = logging.getLogger(__name__)
 
@@ -143,30 +142,32 @@ def _approaches(points: pd.DataFrame, curves: pd.DataFrame, config: AnalysisConf
         except ValueError as err:
             warnings.warn(f"{name} not fitted: {err}", stacklevel=3)
             errors.append(str(err))
-            return {"error": str(err)}
+            return err
 
-    out = {
+    laws = {
         "approach1": attempt("approach 1 (envelope)", lambda: envelope.fit_envelope(
             curves, bins_per_decade=config.bins_per_decade, n_bootstrap=config.n_bootstrap,
-            seed=config.seed, level=config.ci).to_dict()),
+            seed=config.seed, level=config.ci).law()),
         "approach2": attempt("approach 2 (isoFLOP)", lambda: isoflop.fit_isoflop(
-            points, k, n_bootstrap=config.n_bootstrap, seed=config.seed, level=config.ci).to_dict()),
-        "approach3": attempt("approach 3 (parametric)", lambda: parametric_dict(parametric.fit_parametric(
+            points, k, n_bootstrap=config.n_bootstrap, seed=config.seed, level=config.ci).law()),
+        "approach3": attempt("approach 3 (parametric)", lambda: parametric_law(parametric.fit_parametric(
             points["N"], points["D"], points["loss"], config.parametric_config(), k=k), points)),
     }
-    if extrapolate:
-        out["extrapolation"] = attempt("extrapolation check", lambda: extrapolation.check_extrapolation(
-            points, k, config.parametric_config()).to_dict())
-    if len(errors) == len(out):
+    check = attempt("extrapolation check", lambda: extrapolation.check_extrapolation(
+        points, k, config.parametric_config())) if extrapolate else None
+    if len(errors) == len(laws) + (check is not None):
         raise ValueError(errors[0])
     min_loss = float(points["loss"].min()) if len(points) else None
-    for name in ("approach1", "approach2", "approach3"):
-        out[name] |= fit_status.assess(name, out[name], min_loss, points)
+    out = {name: (ScalingLaw.failed(name, str(law)) if isinstance(law, ValueError) else law).assessed(
+        min_loss, points).to_dict() for name, law in laws.items()}
+    if check is not None:
+        out["extrapolation"] = {"error": str(check)} if isinstance(check, ValueError) else check.to_dict()
     return out
 
 
-def parametric_dict(fit: parametric.ParametricFit, points: pd.DataFrame) -> dict:
-    """fits.json's "approach3": parameters, CIs, allocation law and its band over C."""
+def parametric_law(fit: parametric.ParametricFit, points: pd.DataFrame) -> ScalingLaw:
+    """Approach 3's law, recording its allocation table and band over C (for the figures)
+    and its tokens per parameter at the largest budget."""
     c_max = float(points["C"].max())
     grid = np.geomspace(float(points["C"].min()) / 3, c_max * 10, 40)
     n_opt, d_opt = fit.allocate(grid)
@@ -182,16 +183,12 @@ def parametric_dict(fit: parametric.ParametricFit, points: pd.DataFrame) -> dict
     if not (fit.alpha > 0 and fit.beta > 0):
         warnings.warn(f"approach 3: fitted alpha={fit.alpha:.3g}, beta={fit.beta:.3g}: an exponent <= 0 means the "
                       f"loss does not fall with N or D in these runs; no compute-optimal allocation (NaN)")
-    return fit.params() | {
-        powerlaw.ci_key(fit.ci_level): {k: list(v) for k, v in fit.ci.items()},
-        "a": fit.a, "b": fit.b, "G": fit.G, "k": load.as_flops_per_parameter(fit.k).median,
-        "k_by_size": load.as_flops_per_parameter(fit.k).to_dict(),
-        "tokens_per_parameter": {"C": c_max, "N_opt": float(n_at), "D_opt": float(d_at),
-                                 "ratio": float(d_at / n_at)},
-        "objective": fit.objective, "n_points": fit.n_points, "n_starts": fit.n_starts,
-        "n_bootstrap": fit.n_bootstrap, "seconds": fit.seconds, "allocation": allocation,
-        # The refits' (E, A, B, alpha, beta), for intervals at any budget (`pac allocate`).
-        "bootstrap": fit.bootstrap.tolist() if fit.bootstrap is not None else []}
+    return ScalingLaw(
+        "approach3", loss=fit.law, refits=fit.bootstrap_laws, ci=dict(fit.ci), ci_level=fit.ci_level,
+        record={"tokens_per_parameter": {"C": c_max, "N_opt": float(n_at), "D_opt": float(d_at),
+                                         "ratio": float(d_at / n_at)},
+                "objective": fit.objective, "n_points": fit.n_points, "n_starts": fit.n_starts,
+                "n_bootstrap": fit.n_bootstrap, "seconds": fit.seconds, "allocation": allocation})
 
 
 def _matching(curves: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame:

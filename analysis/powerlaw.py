@@ -8,6 +8,7 @@ so that a thousand refits are one vectorized closed-form solve.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -36,14 +37,55 @@ class PowerLawFit:
     # The bootstrap's (log G, a) pairs, for intervals of y at any x (`pac allocate`).
     samples: tuple[tuple[float, float], ...] = ()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    @classmethod
+    def from_dict(cls, fitted: Mapping[str, Any]) -> "PowerLawFit":
+        """The inverse of `to_dict` (a fits.json "n_opt_fit" / "d_opt_fit" entry); NaN
+        (null in the file) where a value could not be fitted. Fields added to the format
+        over time (intervals, band, samples) are empty where a file lacks them."""
+        level, ci = ci_block(fitted)
+        band = fitted.get("band") or {}
+        return cls(coefficient=as_float(fitted["coefficient"]), exponent=as_float(fitted["exponent"]),
+                   n_points=int(fitted.get("n_points") or 0),
+                   ci={name: tuple(as_float(v) for v in pair) for name, pair in ci.items() if len(pair) == 2},
+                   ci_level=level, band_x=tuple(as_float(v) for v in band.get("x") or ()),
+                   band_lo=tuple(as_float(v) for v in band.get("lo") or ()),
+                   band_hi=tuple(as_float(v) for v in band.get("hi") or ()),
+                   samples=tuple((as_float(g), as_float(a)) for g, a in fitted.get("samples") or ()))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """G x^a: the one place a fitted power law is evaluated."""
         return self.coefficient * np.asarray(x, dtype=np.float64) ** self.exponent
+
+    def sample_predictions(self, x: np.ndarray) -> np.ndarray:
+        """G x^a of every bootstrap (log G, a) pair: shape (samples,) + shape(x)."""
+        return np.exp(log_curves(np.asarray(self.samples, np.float64).reshape(-1, 2), x))
 
     def to_dict(self) -> dict:
         return {"coefficient": self.coefficient, "exponent": self.exponent, "n_points": self.n_points,
                 ci_key(self.ci_level): {k: list(v) for k, v in self.ci.items()},
                 "band": {"x": list(self.band_x), "lo": list(self.band_lo), "hi": list(self.band_hi)},
                 "samples": [list(pair) for pair in self.samples]}
+
+
+def log_curves(samples: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """log y = log G + a log x for each (log G, a) row of `samples`: shape (B,) + shape(x)."""
+    log_x = np.log(np.asarray(x, dtype=np.float64))
+    log_g, a = (samples[:, i].reshape((-1,) + (1,) * log_x.ndim) for i in (0, 1))
+    return log_g + a * log_x
+
+
+def as_float(value: Any) -> float:
+    """A fits.json number: null (NaN or inf when written) reads as NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def ci_block(fitted: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
+    """(coverage, {name: [lo, hi]}) of an entry's interval block ('ci95': 0.95); (0.95, {})
+    where it has none."""
+    for key, value in fitted.items():
+        if key.startswith("ci") and key[2:].isdigit() and isinstance(value, Mapping):
+            return int(key[2:]) / 100, dict(value)
+    return 0.95, {}
 
 
 def ci_key(level: float) -> str:
@@ -117,7 +159,7 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 0, seed: i
               "coefficient": tuple(float(v) for v in np.exp(np.percentile(samples[:, 0], q)))}
         lo, hi = band_range or (x.min() / 3, x.max() * 3)
         grid = np.geomspace(lo, hi, 40)
-        curves = samples[:, :1] + samples[:, 1:] * np.log(grid)[None]
+        curves = log_curves(samples, grid)
         band_x = tuple(float(v) for v in grid)
         band_lo = tuple(float(v) for v in np.exp(np.percentile(curves, q[0], axis=0)))
         band_hi = tuple(float(v) for v in np.exp(np.percentile(curves, q[1], axis=0)))
@@ -128,7 +170,7 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 0, seed: i
 
 class AllocationLaws:
     """What approaches 1 and 2 share: the laws N_opt ~ C^a and D_opt ~ C^b (their fits are
-    dataclasses with `n_opt` and `d_opt` fields)."""
+    dataclasses with `n_opt` and `d_opt` fields; `law()` gives the analysis.law.ScalingLaw)."""
 
     n_opt: "PowerLawFit"
     d_opt: "PowerLawFit"
@@ -140,11 +182,3 @@ class AllocationLaws:
     @property
     def b(self) -> float:
         return self.d_opt.exponent
-
-    def allocation_dict(self) -> dict:
-        """fits.json entries of the two laws: exponents, their CIs, and the fits."""
-        key = ci_key(self.n_opt.ci_level)
-        return {
-            "a": self.a, "b": self.b,
-            key: {"a": list(self.n_opt.ci.get("exponent", ())), "b": list(self.d_opt.ci.get("exponent", ()))},
-            "n_opt_fit": self.n_opt.to_dict(), "d_opt_fit": self.d_opt.to_dict()}

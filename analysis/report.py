@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+from analysis.law import ScalingLaw, read_laws
 from models.helpers import write_atomic
 
 FITS_FILE = "fits.json"
@@ -46,13 +47,9 @@ def _num(x) -> str:
     return f"{x:.4g}"
 
 
-def _ci(ci: dict, name: str) -> str:
-    lo_hi = ci.get(name) if ci else None
+def _ci(intervals: dict, name: str) -> str:
+    lo_hi = intervals.get(name)
     return f"[{_num(lo_hi[0])}, {_num(lo_hi[1])}]" if lo_hi and len(lo_hi) == 2 else ""
-
-
-def _ci_block(fit: dict) -> dict:
-    return next((v for k, v in fit.items() if k.startswith("ci") and isinstance(v, dict)), {})
 
 
 def format_table(fits: dict, title: str = "") -> str:
@@ -89,39 +86,39 @@ def format_table(fits: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _status_line(fit: dict) -> list[str]:
+def _status_line(law: ScalingLaw) -> list[str]:
     """A fitted law's verdict (analysis.fit_status): nothing when ok."""
-    if fit.get("status", "ok") == "ok" or "error" in fit:
+    if law.ok or law.error is not None:
         return []
-    return [f"  ** {fit['status'].upper()}: not a usable law: " + "; ".join(fit.get("reasons", [])) + " **"]
+    return [f"  ** {law.status.upper()}: not a usable law: " + "; ".join(law.reasons) + " **"]
 
 
 def _approach_lines(fits: dict) -> list[str]:
     lines = []
-    a3 = fits.get("approach3")
-    if a3:
+    laws = read_laws(fits)
+    a3 = laws.get("approach3")
+    if a3 is not None:
         lines.append("Approach 3, L(N, D) = E + A/N^alpha + B/D^beta (95% bootstrap CI):")
-        if "error" in a3:
-            lines.append(f"  not fitted: {a3['error']}")
+        if a3.error is not None:
+            lines.append(f"  not fitted: {a3.error}")
         else:
-            ci = _ci_block(a3)
             for name in ("E", "A", "B", "alpha", "beta", "a", "b", "G"):
-                lines.append(f"  {name:<6}{_num(a3[name]):>12}  {_ci(ci, name)}")
-            tpp = a3.get("tokens_per_parameter", {})
-            lines.append(f"  ({a3['n_points']} runs, best of {a3['n_starts']} starts, {a3['n_bootstrap']} bootstrap "
-                         f"refits; at C = {_num(tpp.get('C'))}: N_opt {_num(tpp.get('N_opt'))}, D_opt "
-                         f"{_num(tpp.get('D_opt'))}, D/N {_num(tpp.get('ratio'))})")
+                lines.append(f"  {name:<6}{_num(float(getattr(a3.loss, name))):>12}  {_ci(a3.intervals, name)}")
+            tpp = a3.record.get("tokens_per_parameter", {})
+            lines.append(f"  ({a3.record['n_points']} runs, best of {a3.record['n_starts']} starts, "
+                         f"{a3.record['n_bootstrap']} bootstrap refits; at C = {_num(tpp.get('C'))}: N_opt "
+                         f"{_num(tpp.get('N_opt'))}, D_opt {_num(tpp.get('D_opt'))}, D/N {_num(tpp.get('ratio'))})")
             lines += _status_line(a3)
     for key, label in (("approach1", "Approach 1 (envelope)"), ("approach2", "Approach 2 (isoFLOP)")):
-        fit = fits.get(key)
-        if not fit:
+        law = laws.get(key)
+        if law is None:
             continue
-        if "error" in fit:
-            lines.append(f"{label}: not fitted: {fit['error']}")
+        if law.error is not None:
+            lines.append(f"{label}: not fitted: {law.error}")
             continue
-        ci = _ci_block(fit)
-        extra = f", {len(fit['budgets'])} budgets" if "budgets" in fit else f", {len(fit['envelope']['C'])} points"
-        lines.append(f"{label}: N_opt ∝ C^a, a = {_num(fit['a'])} {_ci(ci, 'a')}; "
-                     f"D_opt ∝ C^b, b = {_num(fit['b'])} {_ci(ci, 'b')}{extra}")
-        lines += _status_line(fit)
+        extra = (f", {len(law.record['budgets'])} budgets" if "budgets" in law.record
+                 else f", {len(law.record['envelope']['C'])} points")
+        lines.append(f"{label}: N_opt ∝ C^a, a = {_num(law.a)} {_ci(law.intervals, 'a')}; "
+                     f"D_opt ∝ C^b, b = {_num(law.b)} {_ci(law.intervals, 'b')}{extra}")
+        lines += _status_line(law)
     return lines

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import report, returns
+from analysis.law import read_laws
 from models.helpers import write_atomic
 
 REPORT_FILE = "report.md"
@@ -134,23 +135,27 @@ def _fit_rows(fits: dict) -> pd.DataFrame:
     rows = []
     groups = {"all runs": fits}
     groups.update({name.upper(): g for name, g in (fits.get("groups") or {}).items()})
+
+    def fmt(law, name):
+        if law is None or law.error is not None:
+            return "n/a"
+        value = getattr(law, name) if name in ("a", "b") else float(getattr(law.loss, name))
+        if not np.isfinite(value):
+            return "n/a"
+        ci = law.intervals.get(name)
+        return f"{value:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and len(ci) == 2 else "")
+
+    def status(law):
+        return (law.verdict if law is not None else None) or "-"
+
     for name, g in groups.items():
-        a2, a3 = g.get("approach2") or {}, g.get("approach3") or {}
-        ci2, ci3 = a2.get("ci95") or {}, a3.get("ci95") or {}
-
-        def fmt(value, ci):
-            if value is None or not np.isfinite(value):
-                return "n/a"
-            return f"{value:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and len(ci) == 2 else "")
-
+        laws = read_laws(g, ("approach2", "approach3"))
+        a2, a3 = laws.get("approach2"), laws.get("approach3")
         rows.append({"runs": name,
-                     "isoFLOP status": a2.get("status", "failed" if "error" in a2 else "-"),
-                     "N_opt ~ C^a (isoFLOP)": fmt(a2.get("a"), ci2.get("a")),
-                     "L(N,D) status": a3.get("status", "failed" if "error" in a3 else "-"),
-                     "N_opt ~ C^a (L(N,D))": fmt(a3.get("a"), ci3.get("a")),
-                     "E": fmt(a3.get("E"), ci3.get("E")), "A": fmt(a3.get("A"), ci3.get("A")),
-                     "alpha_N": fmt(a3.get("alpha"), ci3.get("alpha")), "B": fmt(a3.get("B"), ci3.get("B")),
-                     "beta_D": fmt(a3.get("beta"), ci3.get("beta"))})
+                     "isoFLOP status": status(a2), "N_opt ~ C^a (isoFLOP)": fmt(a2, "a"),
+                     "L(N,D) status": status(a3), "N_opt ~ C^a (L(N,D))": fmt(a3, "a"),
+                     "E": fmt(a3, "E"), "A": fmt(a3, "A"), "alpha_N": fmt(a3, "alpha"), "B": fmt(a3, "B"),
+                     "beta_D": fmt(a3, "beta")})
     return pd.DataFrame(rows)
 
 
@@ -159,12 +164,13 @@ def _caveats(fits: dict) -> list[str]:
     lines = []
     groups = {"all runs": fits} | {name.upper(): g for name, g in (fits.get("groups") or {}).items()}
     for group, g in groups.items():
+        laws = read_laws(g)
         for key, label in (("approach1", "envelope (approach 1)"), ("approach2", "isoFLOP (approach 2)"),
                            ("approach3", "L(N, D) (approach 3)")):
-            fit = g.get(key) or {}
-            status = fit.get("status", "failed" if "error" in fit else None)
+            law = laws.get(key)
+            status = law.verdict if law is not None else None
             if status in ("degenerate", "failed"):
-                why = "; ".join(fit.get("reasons") or [fit.get("error", "")])
+                why = "; ".join(law.reasons or [law.error or ""])
                 lines.append(f"> **{status.upper()}: {label}, {group}.** {why}. Its numbers below are not a "
                              f"scaling law, and the figures do not draw it.")
                 lines.append(">")

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = allocate.allocate(fits, args.budget)
     # A law of the wrong shape or types (a hand-edited or foreign file) fails inside numpy
-    # or ParametricLaw in many ways: say which file, in one line.
+    # or ScalingLaw.from_dict in many ways: say which file, in one line.
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
         raise ValueError(f"{path}: malformed laws ({type(err).__name__}: {err})") from None
     print(allocate.format_rows(rows))
