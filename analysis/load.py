@@ -195,7 +195,14 @@ def load_csv(path: str, k: float = 6.0, keep_duplicates: bool = False) -> pd.Dat
         raise OSError(f"CSV file not found: {path}")
     if not k > 0:
         raise ValueError(f"k (FLOPs per parameter per token) must be > 0, got {k}")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty CSV file (no header row)") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text CSV (undecodable byte at offset {err.start})") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: not a readable CSV ({(str(err).strip().splitlines() or [''])[0]})") from None
     found = {key: next((c for c in names if c in table.columns), None) for key, names in CSV_ALIASES.items()}
     if found["N"] is None or found["loss"] is None or (found["C"] is None and found["D"] is None):
         raise ValueError(

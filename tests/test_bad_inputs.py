@@ -43,37 +43,37 @@ def _train(dataset, run_dir, *flags):
 
 # (flags after `pac train --run-dir D --dataset DATA --preset tiny`, text the one line must hold)
 TRAIN_CASES = [
-    (["--steps", "100000000000000000000"], "--steps"),
-    (["--flop-budget", "1e40"], "--flop-budget"),
-    (["--flop-budget", "inf"], "--flop-budget"),
-    (["--flop-budget", "nan"], "--flop-budget"),
-    (["--flop-budget", "-1e9"], "--flop-budget"),
-    (["--steps", "10", "--flop-budget", "1e9"], "--steps"),
-    ([], "--steps"),
-    (["--steps", "abc"], "--steps"),
-    (["--steps", "10", "--batch-size", "0"], "--batch-size"),
-    (["--steps", "10", "--batch-size", "-5"], "--batch-size"),
-    (["--steps", "10", "--preset", "huge"], "huge"),
-    (["--steps", "10", "--alpha", "1.5"], "--alpha"),
-    (["--steps", "10", "--alpha", "-0.1"], "--alpha"),
-    (["--steps", "10", "--learning-rate", "0"], "--learning-rate"),
-    (["--steps", "10", "--learning-rate", "nan"], "--learning-rate"),
+    (["--steps", "100000000000000000000"], "--steps=100000000000000000000 must be in [1, 2147483647]"),
+    (["--flop-budget", "1e40"], "--flop-budget=1e+40 is 3.16e+31 updates"),
+    (["--flop-budget", "inf"], "--flop-budget=inf must be a finite number"),
+    (["--flop-budget", "nan"], "--flop-budget=nan must be a finite number"),
+    (["--flop-budget", "-1e9"], "--flop-budget=-1000000000.0 must be > 0"),
+    (["--steps", "10", "--flop-budget", "1e9"], "(got --flop-budget=1000000000.0, --steps=10)"),
+    ([], "(got --flop-budget=None, --steps=None)"),
+    (["--steps", "abc"], "--steps: invalid int value: 'abc'"),
+    (["--steps", "10", "--batch-size", "0"], "--batch-size=0 must be >= 1"),
+    (["--steps", "10", "--batch-size", "-5"], "--batch-size=-5 must be >= 1"),
+    (["--steps", "10", "--preset", "huge"], "unknown model preset 'huge'"),
+    (["--steps", "10", "--alpha", "1.5"], "--alpha=1.5 must be in [0, 1]"),
+    (["--steps", "10", "--alpha", "-0.1"], "--alpha=-0.1 must be in [0, 1]"),
+    (["--steps", "10", "--learning-rate", "0"], "--learning-rate=0.0 must be > 0"),
+    (["--steps", "10", "--learning-rate", "nan"], "--learning-rate=nan must be a finite number"),
     (["--steps", "10", "--weight-decay=-1"], "--weight-decay=-1.0 must be >= 0"),
     (["--steps", "10", "--final-learning-rate-fraction", "1.5"], "--final-learning-rate-fraction=1.5 must be in [0, 1]"),
     (["--steps", "10", "--valid-fraction", "1"], "--valid-fraction=1.0 must be in [0, 1)"),
-    (["--steps", "10", "--discount", "1.5"], "--discount"),
-    (["--steps", "10", "--compute-dtype", "float8"], "--compute-dtype"),
-    (["--steps", "10", "--eval-mode", "greedy"], "--eval-mode"),
-    (["--steps", "10", "--attention", "flash"], "--attention"),
-    (["--steps", "10", "--valid-fraction", "1.5"], "--valid-fraction"),
-    (["--steps", "10", "--log-every", "0"], "--log-every"),
-    (["--steps", "10", "--num-sampled-actions", "0"], "--num-sampled-actions"),
-    (["--steps", "10", "--updates-per-dispatch", "0"], "--updates-per-dispatch"),
-    (["--steps", "10", "--tasks", "cartpole-nope"], "cartpole-nope"),
+    (["--steps", "10", "--discount", "1.5"], "--discount=1.5 must be in [0, 1)"),
+    (["--steps", "10", "--compute-dtype", "float8"], "--compute-dtype: invalid choice: 'float8'"),
+    (["--steps", "10", "--eval-mode", "greedy"], "--eval-mode: invalid choice: 'greedy'"),
+    (["--steps", "10", "--attention", "flash"], "--attention: invalid choice: 'flash'"),
+    (["--steps", "10", "--valid-fraction", "1.5"], "--valid-fraction=1.5 must be in [0, 1)"),
+    (["--steps", "10", "--log-every", "0"], "--log-every=0 must be >= 1"),
+    (["--steps", "10", "--num-sampled-actions", "0"], "--num-sampled-actions=0 must be >= 1"),
+    (["--steps", "10", "--updates-per-dispatch", "0"], "--updates-per-dispatch=0 must be >= 1"),
+    (["--steps", "10", "--tasks", "cartpole-nope"], "cartpole-nope.json: no dataset spec for task 'cartpole-nope'"),
     (["--steps", "10", "--max-obs-dim", "1"], "--max-obs-dim=1 is too small"),
-    (["--steps", "10", "--warmup-fraction", "1"], "--warmup-fraction"),
-    (["--steps", "10", "--top-episode-fraction", "0"], "--top-episode-fraction"),
-    (["--steps", "10", "--no-such-flag", "1"], "--no-such-flag"),
+    (["--steps", "10", "--warmup-fraction", "1"], "--warmup-fraction=1.0 must be in [0, 1)"),
+    (["--steps", "10", "--top-episode-fraction", "0"], "--top-episode-fraction=0.0 must be in (0, 1]"),
+    (["--steps", "10", "--no-such-flag", "1"], "unrecognized arguments: --no-such-flag 1"),
     # Far beyond this machine's memory: refused from XLA's memory plan before training.
     (["--steps", "10", "--batch-size", "10000000"], "--batch-size=10000000 does not fit on cpu"),
 ]
@@ -95,20 +95,20 @@ def test_pac_train_bad_dataset_and_folder(tiny_dataset_dir, tmp_path, capsys):
 
 
 OTHER_CASES = [
-    (["data", "--workers", "0"], "--workers"),
-    (["data", "--preset", "nope"], "nope"),
-    (["data", "--tasks", "walker-fly"], "walker-fly"),
-    (["data", "--transitions-per-task", "0"], "--transitions-per-task"),
-    (["data", "--noise-fraction", "2"], "--noise-fraction"),
-    (["data", "--stats", "/nonexistent/data"], "/nonexistent/data"),
-    (["grid", "/nonexistent/spec.py"], "does not exist"),
-    (["fit", "/nonexistent/results"], "results folder not found"),
-    (["fit", "--csv", "/nonexistent.csv", "--out", "/tmp/x"], "CSV file not found"),
+    (["data", "--workers", "0"], "--workers: 0 is not allowed; must be >= 1"),
+    (["data", "--preset", "nope"], "unknown dataset preset 'nope'"),
+    (["data", "--tasks", "walker-fly"], "unknown task 'walker-fly'"),
+    (["data", "--transitions-per-task", "0"], "--transitions-per-task: 0 is not allowed"),
+    (["data", "--noise-fraction", "2"], "--noise-fraction=2.0 must be in [0, 1]"),
+    (["data", "--stats", "/nonexistent/data"], "/nonexistent/data: dataset directory does not exist"),
+    (["grid", "/nonexistent/spec.py"], "grid spec /nonexistent/spec.py does not exist"),
+    (["fit", "/nonexistent/results"], "results folder not found: /nonexistent/results"),
+    (["fit", "--csv", "/nonexistent.csv", "--out", "/tmp/x"], "CSV file not found: /nonexistent.csv"),
     (["fit"], "give either RESULTS_DIR or --csv"),
-    (["allocate", "/nonexistent/results", "--budget", "1e12"], "fits.json"),
-    (["figures", "/nonexistent/results"], "/nonexistent/results"),
+    (["allocate", "/nonexistent/results", "--budget", "1e12"], "no fits file at /nonexistent/results/fits.json"),
+    (["figures", "/nonexistent/results"], "results folder not found: /nonexistent/results"),
     (["models", "--presets", "nope"], "unknown model preset 'nope'"),
-    (["models", "--batch-size", "0"], "--batch-size"),
+    (["models", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
 ]
 
 
@@ -126,6 +126,9 @@ def test_other_commands_bad_input(argv, expected, capsys):
 def test_bad_grid_specs(spec, expected, spec_files, capsys):
     code, err = _run(["grid", spec_files / spec, "--dry-run"], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
+    # A file that does not load is named; a spec that loads but is invalid names its grid.
+    assert str(spec_files / spec) in err if expected.startswith(("get_config", "no ", "failed", "not_a")) \
+        else "grid 'g'" in err, err
 
 
 def test_bad_grid_flags_and_fit_inputs(spec_files, tiny_dataset_dir, tmp_path, capsys):
@@ -133,19 +136,24 @@ def test_bad_grid_flags_and_fit_inputs(spec_files, tiny_dataset_dir, tmp_path, c
     good.write_text("from harness.config import TrainConfig\nfrom launch.spec import GridSpec\n\n"
                     f"def get_config():\n    return GridSpec(name='g', presets=('tiny',), budgets=(1e9,), "
                     f"dataset={str(tiny_dataset_dir)!r})\n")
-    for argv, expected in ((["grid", good, "--parallel", "0"], "--parallel 0"),
-                           (["grid", good, "--dry-run", "--only-cells", "nope_C1_a1_s0"], "nope_C1_a1_s0")):
+    for argv, expected in ((["grid", good, "--parallel", "0"], "--parallel 0 must be >= 1"),
+                           (["grid", good, "--dry-run", "--only-cells", "nope_C1_a1_s0"],
+                            "unknown cell 'nope_C1_a1_s0'")):
         code, err = _run([*argv, "--results", tmp_path / "res"], capsys)
         assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
+    # A --csv table of the wrong shape, empty, binary or garbled: one line naming the file.
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     (tmp_path / "empty.csv").write_text("")
-    for csv in ("bad.csv", "empty.csv"):
+    (tmp_path / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    (tmp_path / "garbled.csv").write_text('N,C,loss\n1e8,1e19,3.0\n"2e8,1e19\n')
+    for csv, expected in (("bad.csv", "needs columns N"), ("empty.csv", "empty CSV file"),
+                          ("binary.csv", "not a text CSV"), ("garbled.csv", "not a readable CSV")):
         code, err = _run(["fit", "--csv", tmp_path / csv, "--out", tmp_path / "fits"], capsys)
-        assert code == 2 and len(err.splitlines()) == 1, err
+        assert code == 2 and len(err.splitlines()) == 1 and f"{tmp_path / csv}" in err and expected in err, err
     (tmp_path / "fits.json").write_text(json.dumps({"approach3": {"error": "x"}}))
-    for budget in ("-1", "nan", "inf"):
+    for budget, value in (("-1", "-1.0"), ("nan", "nan"), ("inf", "inf")):
         code, err = _run(["allocate", "--fits", tmp_path / "fits.json", "--budget", budget], capsys)
-        assert code == 2 and len(err.splitlines()) == 1 and "--budget" in err, err
+        assert code == 2 and len(err.splitlines()) == 1 and f"--budget={value} must be" in err, err
     # fits.json of the wrong shape or types (issue 24, item 13): one line naming the file.
     power = {"coefficient": 1.0, "exponent": 0.5}
     for content, expected in (([1, 2], "not a fits file (a JSON object of laws from `pac fit`, got list)"),
@@ -160,7 +168,7 @@ def test_bad_grid_flags_and_fit_inputs(spec_files, tiny_dataset_dir, tmp_path, c
         code, err = _run(["allocate", "--fits", tmp_path / "bad_fits.json", "--budget", "1e12", *group], capsys)
         assert code == 2 and len(err.splitlines()) == 1 and "bad_fits.json" in err and expected in err, err
     code, err = _run(["fit", "--csv", tmp_path / "bad.csv", "--out", tmp_path / "fits", "--bootstrap", "-1"], capsys)
-    assert code == 2 and "--bootstrap" in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and "--bootstrap must be >= 0, got -1" in err, err
 
 
 # --- Data refused at the door (issue 24, items 9-12): one line naming file, task and field ---
