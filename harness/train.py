@@ -34,6 +34,7 @@ from harness.learner import host_local
 from harness import run_folder
 from harness import metrics_log
 from harness.metrics_log import MetricsWriter
+from harness.periodic import LoopClock, Throttle, due
 
 # Without a progress bar, `train` logs a line at most this often (and at the end).
 LOG_LINE_SECONDS = 30.0
@@ -243,14 +244,15 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
         return min(step + config.updates_per_dispatch, plan.steps, *((step // e + 1) * e for e in every))
 
     last_checkpoint = start or None
-    step, steady = start, None  # steady: (time, step, data wait) after the first (compiling) dispatch
-    excluded = 0.0  # seconds of validation and checkpoint saves since `steady` (not training)
-    last_log_time = last_log_step = last_log_excluded = None
-    last_line = -float("inf")  # when the last progress line was logged (no progress bar)
+    # Throughput is training time: from the end of the first dispatch (compilation, and the
+    # prefetcher's wait behind it, left out), without validation and checkpoint saves.
+    clock = LoopClock(wait_seconds=lambda: prefetcher.wait_seconds if prefetcher else 0.0)
+    log_line = Throttle(LOG_LINE_SECONDS)  # no progress bar: a line now and then instead
+    step, last = start, plan.steps
     train_metrics: list[dict[str, float]] = [{} for _ in runs]
     valid_metrics: list[dict[str, float]] = []
     try:
-        while step < plan.steps:
+        while step < last:
             if on_device:  # one run or a pack
                 end = chunk_end(step)
                 state, device_metrics = chunk(state, end - step)
@@ -259,60 +261,42 @@ def _train_runs(configs: list[TrainConfig], plan: RunPlan, run_dirs: list[Path],
                 _, batch = prefetcher.next()
                 state, device_metrics = learner.update(state, batch)
             done, step = step, end  # `step` counts the updates done
-            if steady is None:
-                # Throughput is measured from the end of the first dispatch: it excludes
-                # compilation (and the prefetcher's wait behind it).
+            if not clock.started:
                 jax.block_until_ready(state.step)
-                steady = (time.perf_counter(), step, prefetcher.wait_seconds if prefetcher else 0.0)
-                last_log_time, last_log_step, last_log_excluded = steady[0], step, 0.0
-            is_last = step == plan.steps
-            if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
+                clock.start(step)
+            log_due, checkpoint_due = due(step, config.log_every, last), due(step, config.checkpoint_every, last)
+            if log_due or checkpoint_due:
                 fetched = host_local(device_metrics)
-                now = time.perf_counter()
-                # Training time only: validation and checkpoints inside the window are not.
-                seconds = now - last_log_time - (excluded - last_log_excluded)
-                rate = (step - last_log_step) / seconds if step > last_log_step and seconds > 0 else float("nan")
-                wait = ((prefetcher.wait_seconds - steady[2]) / max(now - steady[0] - excluded, 1e-9)
-                        if prefetcher else 0.0)
+                rate, wait = clock.window(step)
                 for i in runs:
                     checkpointers[i].check()  # a save that failed in the background stops the run here
                     metrics = {k: float(v[i] if packed else v) for k, v in fetched.items()}
                     _finite_or_raise(metrics, step, last_checkpoint, run_dirs[i])
                     train_metrics[i] = {**metrics, "steps_per_second": rate, "data_wait_fraction": wait}
-                last_log_time, last_log_step, last_log_excluded = now, step, excluded
                 first = train_metrics[0]
-                if step % config.log_every == 0 or is_last:
+                if log_due:
                     for i in runs:
                         writers[i].write({**counters(step), "split": "train", "wall_time": time.time(),
                                           **train_metrics[i]})
-                    if bar is None and (is_last or now - last_line >= LOG_LINE_SECONDS):
-                        # No progress bar (output not a terminal): a line now and then instead.
-                        last_line = now
+                    if bar is None and log_line(force=step == last):
                         pack = f" ({len(configs)} runs; the first's losses)" if packed else ""
-                        log(f"step {step}/{plan.steps}{pack}: loss {first['loss']:.4f}, bc_loss "
+                        log(f"step {step}/{last}{pack}: loss {first['loss']:.4f}, bc_loss "
                             f"{first['bc_loss']:.4f}, "
                             + (f"{rate:.1f} updates/s" if math.isfinite(rate) else "first dispatch (compiling)"))
                 if bar is not None:
                     bar.set_postfix(loss=f"{first['loss']:.3f}", bc=f"{first['bc_loss']:.3f}")
-            if step % config.valid_every == 0 or is_last:
-                began = time.perf_counter()
-                valid_metrics = validate(step)
-                excluded += time.perf_counter() - began
-            if step % config.checkpoint_every == 0 or is_last:
-                began = time.perf_counter()
-                for i in runs:  # a run of a pack is a fresh slice: no copy needed before donation
-                    checkpointers[i].save(step, run_state(i) if packed else learner.checkpointable(state))
-                excluded += time.perf_counter() - began
+            if due(step, config.valid_every, last):
+                with clock.excluded():
+                    valid_metrics = validate(step)
+            if checkpoint_due:
+                with clock.excluded():
+                    for i in runs:  # a run of a pack is a fresh slice: no copy needed before donation
+                        checkpointers[i].save(step, run_state(i) if packed else learner.checkpointable(state))
                 last_checkpoint = step
             if bar is not None:
                 bar.update(step - done)
         jax.block_until_ready(state.step)
-        if steady is not None:
-            steps_run = plan.steps - steady[1]
-            loop_seconds = time.perf_counter() - steady[0] - excluded
-            data_wait = (prefetcher.wait_seconds - steady[2]) if prefetcher else 0.0
-        else:
-            steps_run, loop_seconds, data_wait = 0, 0.0, 0.0
+        steps_run, loop_seconds, data_wait = clock.totals(last)
     finally:
         if prefetcher is not None:
             prefetcher.close()
