@@ -2,7 +2,9 @@
 
 One frozen dataclass, shared by `pac train`, the grid launcher and the tests. The
 resolved config is written into the run folder; restarting into that folder with a
-different config is refused.
+different config is refused. Text becomes a field's value in one place,
+`TrainConfig.parse_field` (`pac train`'s flags and the benchmarks' `--set` alike), and a
+config is checked in one place, `TrainConfig.validate` (the grid spec's alphas too).
 
 Convention for the BC/RL weight (design.md section 3, the paper's):
   L_policy = -[ alpha * log pi(a_data|s) + (1 - alpha) * sum_j w_j log pi(a_j|s) ]
@@ -13,8 +15,10 @@ runs of one size cost the same FLOPs), and alpha < 1 moves toward KL-regularized
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import numbers
 import typing
 from typing import Any, Mapping, Optional
 
@@ -34,6 +38,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "action_sampling": ("gumbel", "inverse_cdf"), "policy_improvement": ("sampled", "data_advantage"),
     "advantage_estimate": ("critic", "monte_carlo"), "mc_return_tail": ("cut", "extend"), "task_weighting": ("uniform", "transitions"),
     "compute_dtype": ("float32", "bfloat16")}
+# How a bool field is spelled in text (any case), in flags and --set alike.
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +178,7 @@ class TrainConfig:
         """Raises a one-line ValueError naming the first bad field; returns self."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            _check_type(field.name, value)
             if isinstance(value, float) and not math.isfinite(value) and not field.name.endswith("max_grad_norm"):
                 raise ValueError(f"{field.name}={value} must be a finite number")
         if (self.flop_budget is None) == (self.steps is None):
@@ -226,6 +233,19 @@ class TrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
+    def parse_field(cls, name: str, text: str) -> Any:
+        """The one way text becomes a field's value (`pac train`'s flags and `--set
+        name=value` both call it): a bool is true/false, 1/0, yes/no or on/off (any case),
+        an int or a float as Python spells it, a tuple field's elements comma-separated.
+        Only the type is checked here (a one-line ValueError); the value is `validate`'s."""
+        if name not in cls.__dataclass_fields__:
+            raise ValueError(f"unknown TrainConfig field {name!r}; valid: {', '.join(sorted(cls.__dataclass_fields__))}")
+        kind, many = _field_kind(name)
+        if many:
+            return tuple(_parse_scalar(kind, part) for part in text.split(","))
+        return _parse_scalar(kind, text)
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TrainConfig":
         data = dict(data)
         if data.get("tasks") is not None:
@@ -243,13 +263,55 @@ class TrainConfig:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """'name=value' -> (name, value typed as the TrainConfig field; bools as JSON). For
-    the benchmarks' --set flags; an unknown name is a one-line ValueError."""
+    """'name=value' -> (name, the value parsed by `TrainConfig.parse_field`). For the
+    benchmarks' --set flags; an unknown name or a badly typed value is a one-line ValueError."""
     name, _, value = text.partition("=")
-    hints = typing.get_type_hints(TrainConfig)
-    if name not in hints:
-        raise ValueError(f"--set {text}: unknown TrainConfig field {name!r}; valid: {', '.join(sorted(hints))}")
-    kind = hints[name]
-    if typing.get_origin(kind) is typing.Union:
-        kind = typing.get_args(kind)[0]
-    return name, value if kind is str else json.loads(value) if kind is bool else kind(value)
+    names = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    if name not in names:
+        raise ValueError(f"--set {text}: unknown TrainConfig field {name!r}; valid: {', '.join(names)}")
+    try:
+        return name, TrainConfig.parse_field(name, value)
+    except ValueError as err:
+        raise ValueError(f"--set {text}: {err}") from None
+
+
+@functools.cache
+def _field_kind(name: str) -> tuple[type, bool]:
+    """(the field's scalar type, whether it holds a tuple of them): Optional[int] -> (int,
+    False), Optional[tuple[str, ...]] -> (str, True)."""
+    hint = typing.get_type_hints(TrainConfig)[name]
+    if typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True
+    return hint, False
+
+
+def _parse_scalar(kind: type, text: str) -> Any:
+    if kind is bool:
+        if text.lower() in TRUE_WORDS + FALSE_WORDS:
+            return text.lower() in TRUE_WORDS
+        raise ValueError(f"{text!r} is not a boolean; allowed: true, false (or 1, 0, yes, no)")
+    if kind is str:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"invalid {kind.__name__} value: {text!r}") from None
+
+
+# What each scalar type accepts (bools are not numbers here), and how a message names one and many.
+_ACCEPTS = {bool: ((bool,), "true or false", "booleans"), int: ((numbers.Integral,), "an integer", "integers"),
+            float: ((numbers.Real,), "a number", "numbers"), str: ((str,), "a string", "strings")}
+
+
+def _check_type(name: str, value: Any) -> None:
+    """One-line ValueError unless `value` has the field's type: configs built in Python (a
+    grid spec's alphas, the tests') and config.json files reach `validate` unparsed."""
+    kind, many = _field_kind(name)
+    if value is None and TrainConfig.__dataclass_fields__[name].default is None:
+        return
+    accepted, one, several = _ACCEPTS[kind]
+    items = value if many and isinstance(value, (tuple, list)) else None if many else (value,)
+    if items is None or any(not isinstance(v, accepted) or (kind is not bool and isinstance(v, bool)) for v in items):
+        raise ValueError(f"{name}={value!r} must be {'a list of ' + several if many else one}")

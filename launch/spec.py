@@ -109,21 +109,23 @@ class GridSpec:
         names = [budget_label(b) for b in self.budgets]
         if len(set(names)) != len(names):
             raise ValueError(f"grid {self.name!r}: budgets {list(self.budgets)} are not distinct at 3 significant digits")
-        for alpha in self.alphas:
-            if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-                raise ValueError(f"grid {self.name!r}: alpha {alpha!r} must be in [0, 1] (1 = BC, < 1 = PAC)")
-        # A cell's folder spells its alpha as `a{alpha:g}`: two alphas that print alike would
-        # share a folder (one run listed under both, the other never trained).
-        labels = [f"{float(alpha):g}" for alpha in self.alphas]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"grid {self.name!r}: alphas {list(self.alphas)} are not distinct at 6 significant digits "
-                             f"(cell names spell them {labels}); make them differ there")
         for seed in self.seeds:
             if not isinstance(seed, int) or seed < 0:
                 raise ValueError(f"grid {self.name!r}: seed {seed!r} must be an integer >= 0")
         if not isinstance(self.base, TrainConfig):
             raise ValueError(f"grid {self.name!r}: base must be a TrainConfig, got {type(self.base).__name__}")
         self.base.replace(steps=1, flop_budget=None).validate()
+        for alpha in self.alphas:  # checked where every config's alpha is: TrainConfig.validate
+            try:
+                self.base.replace(steps=1, flop_budget=None, alpha=alpha).validate()
+            except ValueError as err:
+                raise ValueError(f"grid {self.name!r}: {err}") from None
+        # A cell's folder spells its alpha as `a{alpha:g}`: two alphas that print alike would
+        # share a folder (one run listed under both, the other never trained).
+        labels = [f"{float(alpha):g}" for alpha in self.alphas]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"grid {self.name!r}: alphas {list(self.alphas)} are not distinct at 6 significant digits "
+                             f"(cell names spell them {labels}); make them differ there")
         if not isinstance(self.min_steps, int) or self.min_steps < 1:
             raise ValueError(f"grid {self.name!r}: min_steps={self.min_steps!r} must be an integer >= 1")
         if not self.max_epochs > 0:

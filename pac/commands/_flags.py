@@ -1,5 +1,6 @@
 """Command-line flags generated from a frozen config dataclass, so the CLI, the launcher
-and the tests share one definition of every field and its default."""
+and the tests share one definition of every field and its default. The class parses the
+text itself (`parse_field`: harness.config.TrainConfig's, the one string-to-config parser)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,6 @@ import inspect
 import re
 import typing
 from typing import Any
-
-
-def _field_type(annotation: Any):
-    """(parser type, nargs) for an annotation like int, Optional[float], tuple[str, ...]."""
-    origin = typing.get_origin(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
-        return _field_type(args[0])
-    if origin is tuple:
-        return args[0], "+"
-    return annotation, None
 
 
 def field_comments(cls: type) -> dict[str, str]:
@@ -46,44 +36,55 @@ def field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+def _field_parser(cls: type, name: str):
+    """argparse's `type` for a field: the config's own parser (`cls.parse_field`), whose
+    one-line ValueError argparse prints as a usage error naming the flag."""
+    def parse(text: str):
+        try:
+            return cls.parse_field(name, text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
-
-def _boolean(text: str) -> bool:
-    """A bool flag's value; anything else is argparse's one-line usage error, which names it."""
-    if text.lower() in _TRUE + _FALSE:
-        return text.lower() in _TRUE
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; allowed: true, false (or 1, 0, yes, no)")
+    return parse
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
                         choices: dict[str, tuple[str, ...]] | None = None) -> None:
     """One flag per field, with the field's comment as help, its allowed values (from
-    `choices`) listed, and its default shown."""
+    `choices`) listed, and its default shown. Values are parsed by the config's own
+    `parse_field` (the parser `--set name=value` uses too)."""
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     group = parser.add_argument_group(f"{cls.__name__} fields")
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
-        kind, nargs = _field_type(hints[field.name])
         flag = "--" + field.name.replace("_", "-")
         text = comments.get(field.name, "").replace("%", "%%")
         help_text = f"{text} (default: {field.default})".strip()
         allowed = (choices or {}).get(field.name)
-        if kind is bool:
+        parse = _field_parser(cls, field.name)
+        if hints[field.name] is bool:
             # A bare `--flag` turns it on; `--flag false` turns off what defaults to on.
-            group.add_argument(flag, type=_boolean, nargs="?", const=True, default=None,
+            group.add_argument(flag, type=parse, nargs="?", const=True, default=None,
                                metavar="{true,false}", help=help_text)
+        elif _holds_tuple(hints[field.name]):
+            # Each word parses to a tuple (commas split it too): `--tasks a b` or `--tasks a,b`.
+            group.add_argument(flag, type=parse, nargs="+", default=None, help=help_text)
         else:
-            group.add_argument(flag, type=kind, nargs=nargs, default=None, choices=allowed, help=help_text)
+            group.add_argument(flag, type=parse, default=None, choices=allowed, help=help_text)
+
+
+def _holds_tuple(annotation: Any) -> bool:
+    """tuple[str, ...] or Optional[tuple[str, ...]]."""
+    return any(typing.get_origin(a) is tuple for a in (annotation, *typing.get_args(annotation)))
 
 
 def dataclass_from_flags(cls: type, args: argparse.Namespace, **fixed: Any):
     values = {}
     for field in dataclasses.fields(cls):
         value = getattr(args, field.name, None)
-        if value is not None:
-            values[field.name] = tuple(value) if isinstance(value, list) else value
+        if value is not None:  # a tuple field's words, each parsed to a tuple, joined
+            values[field.name] = tuple(v for word in value for v in word) if isinstance(value, list) else value
     values.update(fixed)
     return cls(**values)
