@@ -213,6 +213,7 @@ class Learner:
         self._sampled_chunk_jit = jax.jit(self._sampled_chunk, out_shardings=(self.replicated, self.replicated),
                                           donate_argnums=donate)
         self._validation_jit = jax.jit(self._validation_metrics, out_shardings=self.replicated)
+        self._weights_jit = jax.jit(self._weights)
         # Several runs of one model that differ only in their RunConstants (alpha, seed),
         # trained as one program: states and constants get a leading run axis.
         self._packed_chunk_jit = jax.jit(jax.vmap(self._sampled_chunk, in_axes=(0, None, 0, None)),
@@ -272,6 +273,17 @@ class Learner:
     def validation_metrics(self, state: TrainingState, batch: Batch) -> dict[str, Any]:
         """Held-out losses of the current params on a batch (no update)."""
         return self._validation_jit(state, batch, self.constants)
+
+    def improvement_weights(self, state: TrainingState, batch: Batch, seed: int = 0) -> jax.Array:
+        """The policy-improvement weights an update at `state` gives `batch` (no update):
+        [B] for 'data_advantage' (mean 1), [B, N] over the policy's samples for 'sampled'.
+        For diagnostics of where the improvement step pulls the policy."""
+        return self._weights_jit(state, batch, jax.random.key(seed))
+
+    def _weights(self, state: TrainingState, batch: Batch, key) -> jax.Array:
+        _, sampled_q, _ = self._target_passes(state.target_params, batch, key)
+        weights, _, _ = self._improvement(sampled_q, jnp.exp(state.log_temperature), batch)
+        return weights
 
     def init(self, seed: int) -> TrainingState:
         """The initial state, built in one jitted call (op-by-op Haiku init compiles every

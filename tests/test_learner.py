@@ -82,6 +82,27 @@ def _variant_metrics(**settings):
     return jax.device_get(metrics)
 
 
+def test_improvement_weights_are_those_the_update_uses():
+    # The diagnostic read-out (benchmarks.weight_share) gives the weights an update would:
+    # their KL from uniform is the bound, their mean 1; 'sampled' gives [B, N] per state.
+    from harness.data.sampler import random_batch
+    from models import get_preset
+
+    model = get_preset("tiny", max_obs_dim=6, max_action_dim=2, num_tasks=2)
+    for improvement, shape in (("data_advantage", (64,)), ("sampled", (64, 4))):
+        config = TrainConfig(preset="tiny", steps=10, batch_size=64, num_sampled_actions=4, alpha=0.0,
+                             policy_improvement=improvement, advantage_kl_epsilon=0.7)
+        learner = build_job(config, model=model).learner
+        weights = np.asarray(learner.improvement_weights(learner.init(0), random_batch(model, 64, 0)))
+        assert weights.shape == shape and np.all(weights >= 0)
+        if improvement == "data_advantage":
+            p = weights / weights.sum()
+            assert weights.mean() == pytest.approx(1.0, rel=1e-5)
+            assert float(np.sum(p * np.log(p * len(p) + 1e-30))) == pytest.approx(0.7, abs=1e-3)
+        else:
+            np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+
+
 @pytest.mark.parametrize("estimate", ["critic", "monte_carlo"])
 def test_data_advantage_weights_meet_their_bound_and_reduce_to_bc_at_alpha_1(estimate):
     weighted = _variant_metrics(alpha=0.0, policy_improvement="data_advantage", advantage_estimate=estimate,

@@ -1,0 +1,83 @@
+"""Where a trained run's improvement weights pull the policy: the share of their mass on
+each task's top-quarter episodes by return (filtered BC's data, which gets all of it).
+
+    python -m benchmarks.weight_share results/pac_vs_bc/pac_a0/*      # run folders
+    python -m benchmarks.weight_share RUN_DIR --batches 64 --json out.json
+
+For each run folder (policy_improvement 'data_advantage'), the newest checkpoint's
+weights over `--batches` batches of the training split, drawn as training draws them
+(tasks uniformly): per task, the weights' share on transitions of the top quarter of
+that task's episodes against those transitions' share of the batch. BC's weights are
+uniform, so its share equals the transitions' share (about 0.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from harness import run_folder
+from harness.builder import build_job
+from harness.checkpointing import Checkpointer
+from harness.data import sampler as sampler_lib
+
+
+def weight_share(run_dir: Path, batches: int = 32, top_fraction: float = 0.25, seed: int = 123) -> dict[str, dict]:
+    """Per task: {'weight_share', 'transition_share'} of the top `top_fraction` episodes."""
+    config = run_folder.read_config(run_dir)
+    if config.policy_improvement != "data_advantage":
+        raise ValueError(f"{run_dir}: policy_improvement={config.policy_improvement!r}; this measures 'data_advantage' runs")
+    job = build_job(config)
+    checkpoints = Checkpointer(run_dir / run_folder.CHECKPOINTS_DIR)
+    step = checkpoints.latest_step()
+    if step is None:
+        raise ValueError(f"{run_dir}: no checkpoint to read the weights of")
+    state = checkpoints.restore(step, job.learner.init(config.seed))
+    arrays = job.train_sampler.split_arrays()
+    top = np.concatenate([
+        (t.arrays["episode_returns"] >= np.quantile(t.arrays["episode_returns"], 1.0 - top_fraction))[t.transition_episode()]
+        for t in job.dataset.tasks])
+    task_names = job.dataset.task_names
+    sums = np.zeros((len(task_names), 3))  # weight on top, weight, top transitions / transitions
+    rng = np.random.default_rng(seed)
+    for index in range(batches):
+        task = rng.integers(0, len(task_names), config.batch_size)
+        position = arrays.split_starts[task] + (rng.random(config.batch_size) * arrays.split_sizes[task]).astype(np.int64)
+        batch = sampler_lib.gather(arrays, position, task.astype(np.int32))
+        weights = np.asarray(job.learner.improvement_weights(state, batch, seed=index))
+        in_top = top[arrays.transition[position]]
+        for i in range(len(task_names)):
+            rows = task == i
+            sums[i] += [weights[rows & in_top].sum(), weights[rows].sum(), in_top[rows].mean() if rows.any() else 0.0]
+    return {name: {"weight_share": float(s[0] / s[1]), "transition_share": float(s[2] / batches)}
+            for name, s in zip(task_names, sums)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders of data_advantage runs")
+    parser.add_argument("--batches", type=int, default=32)
+    parser.add_argument("--json", type=Path, help="also write the shares to this file")
+    args = parser.parse_args(argv)
+    results = {}
+    for run_dir in args.runs:
+        try:
+            results[str(run_dir)] = shares = weight_share(run_dir, args.batches)
+        except (ValueError, FileNotFoundError) as err:
+            sys.exit(f"error: {err}")
+        print(run_dir.name, "  ".join(f"{name}: {s['weight_share']:.2f} (of {s['transition_share']:.2f})"
+                                      for name, s in shares.items()), flush=True)
+    if len(results) > 1:
+        names = next(iter(results.values())).keys()
+        mean = {name: float(np.mean([r[name]["weight_share"] for r in results.values()])) for name in names}
+        print("mean", "  ".join(f"{name}: {v:.2f}" for name, v in mean.items()))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
