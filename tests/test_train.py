@@ -6,6 +6,7 @@ with SIGKILL. Models are the 'tiny' preset and runs are a few dozen steps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import os
@@ -207,3 +208,25 @@ def test_two_devices_give_the_same_update_as_one(tiny_dataset_dir):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("OK")
+
+
+def test_every_sampler_setting_of_the_config_reaches_the_job(tiny_dataset_dir):
+    # A Sampler argument that TrainConfig also names must come from the config: a setting
+    # once stayed at the sampler's default while the config (and the comparison) said
+    # otherwise (mc_return_tail).
+    import inspect
+
+    from harness.builder import build_job, plan_run, sampler_options
+    from harness.data.sampler import Sampler
+
+    config = TrainConfig(preset="tiny", dataset=str(tiny_dataset_dir), steps=10, batch_size=8)
+    options = sampler_options(config, plan_run(config))
+    renamed = {"mc_discount": "discount"}
+    for name in inspect.signature(Sampler).parameters:
+        field = renamed.get(name, name)
+        if field in {f.name for f in dataclasses.fields(TrainConfig)} and name not in ("dataset", "batch_size", "seed",
+                                                                                        "top_episode_fraction"):
+            assert name in options, name
+    cut = build_job(config.replace(mc_return_tail="cut")).train_sampler.split_arrays().mc_returns
+    extended = build_job(config.replace(mc_return_tail="extend")).train_sampler.split_arrays().mc_returns
+    assert np.all(extended >= cut - 1e-4) and np.any(extended > cut + 1e-3)
