@@ -46,7 +46,7 @@ from analysis.returns import bootstrap_ci
 from benchmarks import reference_methods
 from harness.config import TrainConfig, parse_override
 from harness.evaluation import summarize as summarize_returns
-from harness.train import plan_run
+from harness.builder import plan_run
 from launch.local import run_grid
 from launch.spec import GridSpec
 from models.helpers import write_atomic

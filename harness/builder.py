@@ -181,6 +181,8 @@ def build_job(config: TrainConfig, *, plan: RunPlan | None = None, dataset: samp
       mesh: the devices the learner splits the batch over (default: all).
     """
     if model is not None:
+        if plan is not None or dataset is not None:
+            raise ValueError("build_job: model= builds a job without data; plan= and dataset= cannot be given with it")
         plan = plan_model(config, model)
     else:
         plan = plan or plan_run(config)

@@ -42,6 +42,7 @@ class LoopClock:
     def start(self, step: int) -> None:
         now = time.perf_counter()
         self._start = (now, step, self._wait_seconds())
+        self._excluded = 0.0  # only what is excluded after the start counts against it
         self._window = (now, step, self._excluded)
         self.started = True
 

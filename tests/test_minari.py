@@ -20,7 +20,8 @@ from minari.data_collector import EpisodeBuffer  # noqa: E402
 
 from harness.config import TrainConfig  # noqa: E402
 from harness.data import minari_io, storage, tasks  # noqa: E402
-from harness.train import plan_run, train  # noqa: E402
+from harness.builder import plan_run  # noqa: E402
+from harness.train import train  # noqa: E402
 
 PENDULUM_GAINS = np.array([1.0, 10.0, 1.0, 1.0])  # a PD controller that balances InvertedPendulum-v5
 MAX_STEPS = 40

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness import run_folder
 from harness.config import TrainConfig
-from harness.train import plan_run
+from harness.builder import plan_run
 
 VOLATILE = ["wall_time", "steps_per_second", "data_wait_fraction"]
 STEPS = 30

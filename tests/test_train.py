@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from harness.config import TrainConfig
-from harness.train import TrainingDiverged, plan_run, train
+from harness.builder import plan_run
+from harness.train import TrainingDiverged, train
 
 VOLATILE = ["wall_time", "steps_per_second", "data_wait_fraction"]
 
