@@ -82,8 +82,8 @@ def test_fit_csv_with_extrapolation(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["fit"], "give either RESULTS_DIR or --csv"),
     (["fit", "--csv", "x.csv"], "--csv needs --out"),
-    (["fit", "/nonexistent/results"], "results folder not found"),
-    (["fit", "--csv", "/nonexistent.csv", "--out", "/tmp/x"], "CSV file not found"),
+    (["fit", "/nonexistent/results"], "results folder not found: /nonexistent/results"),
+    (["fit", "--csv", "/nonexistent.csv", "--out", "/tmp/x"], "CSV file not found: /nonexistent.csv"),
     (["fit", "--csv", "/nonexistent.csv", "--out", "/tmp/x", "--bootstrap", "-1"], "--bootstrap must be >= 0"),
     (["fit", "--csv", "/nonexistent.csv", "--out", "/tmp/x", "--budgets", "1e18,abc"], "--budgets must be"),
 ])

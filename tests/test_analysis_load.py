@@ -80,15 +80,19 @@ def test_return_scaling_picks_the_lowest_loss_size_and_intervals_over_seeds():
 
 
 def test_missing_folder_index_and_columns(tmp_path, results):
-    with pytest.raises(OSError, match="results folder not found"):
+    # Each a one-line error naming the folder or file.
+    with pytest.raises(OSError, match="results folder not found") as err:
         load.load_results(str(tmp_path / "nowhere"))
+    assert str(err.value) == f"results folder not found: {tmp_path / 'nowhere'}"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(OSError, match="no index.csv"):
+    with pytest.raises(OSError, match="no index.csv") as err:
         load.load_results(str(tmp_path / "empty"))
+    assert f"no index.csv in {tmp_path / 'empty'}" in str(err.value) and "\n" not in str(err.value)
     index = pd.read_csv(f"{results}/index.csv").drop(columns=["budget_flops"])
     index.to_csv(f"{results}/index.csv", index=False)
-    with pytest.raises(ValueError, match=r"lacks columns \['budget_flops'\]"):
+    with pytest.raises(ValueError, match=r"index.csv lacks columns \['budget_flops'\]") as err:
         load.load_results(results)
+    assert str(err.value).startswith(f"{results}") and "\n" not in str(err.value)
 
 
 def test_csv_aliases_k_and_bad_rows(tmp_path):
@@ -103,10 +107,12 @@ def test_csv_aliases_k_and_bad_rows(tmp_path):
     pd.DataFrame({"N": [1e8, 2e8], "D": [1e9, 2e9], "loss": [3.0, 2.9]}).to_csv(path, index=False)
     np.testing.assert_allclose(load.load_csv(str(path), k=8.0)["C"], [8e17, 3.2e18])
     pd.DataFrame({"N": [1e8], "loss": [3.0]}).to_csv(path, index=False)
-    with pytest.raises(ValueError, match="needs columns N"):
+    with pytest.raises(ValueError, match="needs columns N") as err:
         load.load_csv(str(path))
-    with pytest.raises(OSError, match="CSV file not found"):
+    assert str(err.value).startswith(f"{path} needs columns") and "\n" not in str(err.value)
+    with pytest.raises(OSError, match="CSV file not found") as err:
         load.load_csv(str(tmp_path / "missing.csv"))
+    assert str(err.value) == f"CSV file not found: {tmp_path / 'missing.csv'}"
     with pytest.raises(ValueError, match="drop_worst=5 would drop all 2 runs"):
         load.drop_worst(kept, 5)
 

@@ -133,18 +133,21 @@ def test_truncated_file_is_reported(tiny_dataset_dir, tmp_path):
     d = _copy(tiny_dataset_dir, tmp_path)
     npz = d / "cartpole-swingup.npz"
     npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
-    with pytest.raises(storage.DatasetError, match=r"cartpole-swingup\.npz: corrupted or truncated"):
+    with pytest.raises(storage.DatasetError, match=r"cartpole-swingup\.npz: corrupted or truncated") as err:
         storage.read_task(d, "cartpole-swingup")
+    assert str(err.value).startswith(str(npz)) and "\n" not in str(err.value)
     # Without the checksum, the zip reader's failure is still one clear line.
-    with pytest.raises(storage.DatasetError, match=r"cartpole-swingup\.npz: unreadable array file"):
+    with pytest.raises(storage.DatasetError, match=r"cartpole-swingup\.npz: unreadable array file") as err:
         storage.read_task(d, "cartpole-swingup", verify_checksum=False)
+    assert str(err.value).startswith(str(npz)) and "\n" not in str(err.value)
 
 
 def test_corrupted_spec_is_reported(tiny_dataset_dir, tmp_path):
     d = _copy(tiny_dataset_dir, tmp_path)
     (d / "point_mass-easy.json").write_text('{"format": "pac-offl')
-    with pytest.raises(storage.DatasetError, match=r"point_mass-easy\.json: corrupted spec"):
+    with pytest.raises(storage.DatasetError, match=r"point_mass-easy\.json: corrupted spec") as err:
         storage.read_task(d, "point_mass-easy")
+    assert str(err.value).startswith(str(d / "point_mass-easy.json")) and "\n" not in str(err.value)
 
 
 def _edit_spec(path, **changes):
@@ -159,8 +162,10 @@ def test_spec_that_does_not_match_arrays(tiny_dataset_dir, tmp_path):
     with pytest.raises(storage.DatasetError, match=r"cartpole-swingup\.npz: spec does not match arrays: .*observation_dim=7"):
         storage.read_task(d, "cartpole-swingup")
     _edit_spec(d / "point_mass-easy.json", num_transitions=3)
-    with pytest.raises(storage.DatasetError, match="spec does not match arrays"):
+    with pytest.raises(storage.DatasetError,
+                       match=r"point_mass-easy\.npz: spec does not match arrays: .* spec says .* / 3") as err:
         storage.read_task(d, "point_mass-easy")
+    assert "\n" not in str(err.value)
 
 
 def test_other_generator_version_is_refused(tiny_dataset_dir, tmp_path, capsys):

@@ -129,12 +129,16 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys, body, message):
     assert cli.main(["grid", str(spec_file), "--results", str(tmp_path / "res")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pac grid: error:") and message in err and "\n" not in err
+    # A file that does not give a spec is named; an invalid spec names its grid and field.
+    names_file = message.startswith(("has no get_config", "returned dict", "failed to load"))
+    assert (str(spec_file) in err) if names_file else ("grid 'b'" in err), err
     assert not (tmp_path / "res").exists()
 
 
 def test_missing_spec_file_and_unknown_cell(tiny_dataset_dir, tmp_path, capsys):
     assert cli.main(["grid", str(tmp_path / "nope.py")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert f"grid spec {tmp_path / 'nope.py'} does not exist" in err and len(err.splitlines()) == 1
     spec_file = _write_spec(tmp_path / "g.py", f"def get_config():\n    return GridSpec(name='g', presets=('tiny',), "
                             f"budgets=(1.5e9,), dataset={str(tiny_dataset_dir)!r}, base=TrainConfig(batch_size=16), min_steps=1)\n")
     assert cli.main(["grid", str(spec_file), "--results", str(tmp_path / "res"), "--only-cells", "tiny_C9e9_a1_s0"]) == 2
