@@ -1,9 +1,12 @@
-"""The entry point of one training job: `python -m harness.run RUN_DIR [--no-progress]`.
+"""The entry point of one training job: `python -m harness.run RUN_DIR... [--no-progress]`.
 
-A job is its run folder: RUN_DIR/config.json (written by the launcher, or by
-`--config-json` for executors on another machine) holds the resolved TrainConfig, and
-this runs `train(config, RUN_DIR)` on it, so every executor (local processes, XManager
-local, Vertex AI) starts cells the same way. The process-wide set-up a job needs lives
+A job is its run folder: RUN_DIR/config.json holds the resolved TrainConfig, and
+`train_and_evaluate(RUN_DIRS)` trains from it. Every way of running a job ends there:
+`pac train` writes the folder's config (`prepared`) and calls it; the local grid
+executor writes each cell's config and runs `python -m harness.run RUN_DIR...` (through
+launch/cell_process.py, which arms the process and execs this); XManager jobs run the
+same command with `--config-json`, which writes the config into the folder first (a
+Vertex AI launcher cannot write the bucket). The process-wide set-up a job needs lives
 here too: the persistent compilation cache, Ctrl-C delivered as KeyboardInterrupt even
 when the process started with SIGINT ignored, and multi-host initialization.
 """
@@ -11,12 +14,13 @@ when the process started with SIGINT ignored, and multi-host initialization.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from harness import run_folder
 from harness.config import TrainConfig
@@ -34,18 +38,16 @@ def setup_process() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def run(config: TrainConfig, run_dir: str | os.PathLike, progress: bool | None = None,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Joins a multi-host job if this is one process of it, trains, prints a summary."""
-    return run_pack([config], [run_dir], progress, log)[0]
-
-
-def run_pack(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], progress: bool | None = None,
-             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """`run` for runs trained as one program (harness.train.train_pack); one run is a pack of one."""
+def train_and_evaluate(run_dirs: Sequence[str | os.PathLike], progress: bool | None = None,
+                       log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """The job: trains (or resumes, or reads the result of) the runs whose folders hold
+    their config.json, and prints each one's summary. Several folders (runs that differ
+    only in alpha and seed) are trained as one program (harness.train.train_pack). One
+    process of a multi-host job joins the others first."""
     from harness.distributed import maybe_initialize
     from harness.train import train_pack
 
+    configs = [run_folder.read_config(d) for d in run_dirs]
     maybe_initialize(log=log)  # one process of a multi-host job: join the others first
     results = train_pack(configs, run_dirs, progress=progress, log=log)
     for run_dir, result in zip(run_dirs, results):
@@ -55,26 +57,47 @@ def run_pack(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLik
     return results
 
 
+@contextlib.contextmanager
+def prepared(run_dir: str | os.PathLike, config: TrainConfig) -> Iterator[None]:
+    """Writes RUN_DIR/config.json for `config`, or checks that the one there is the same
+    run (a one-line ValueError otherwise), for a job about to run in the block: `pac
+    train`, and a job given its config by an executor that cannot write the folder. If
+    the block fails before the run's first checkpoint, the config this wrote is taken back
+    (a corrected command may then use the folder) unless another process now trains it."""
+    from harness.builder import plan_run
+
+    plan = plan_run(config)  # validates the config and reads the dataset's specs
+    with run_folder.lock(run_dir):  # two commands writing one fresh folder: one config wins, the other is refused
+        created = run_folder.prepare(run_dir, config, plan.to_json())
+    try:
+        yield
+    except BaseException:
+        if created:
+            with contextlib.suppress(ValueError, OSError), run_folder.lock(run_dir):
+                run_folder.withdraw(run_dir)
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", metavar="run_dir",
                         help="the job's folder, holding its config.json; several folders (runs that differ only in "
                              "alpha and seed) are trained as one program")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--config-json", help="the TrainConfig as JSON: written to RUN_DIR/config.json first "
-                                              "(for executors whose machine the launcher cannot write to)")
+    parser.add_argument("--config-json", help="the TrainConfig as JSON, written to RUN_DIR/config.json (or checked "
+                                              "against the one there) before the job reads it: for executors whose "
+                                              "launcher cannot write the folder")
     args = parser.parse_args(argv)
     setup_process()
+    progress = False if args.no_progress else None
     try:
         if args.config_json:
-            from harness.builder import plan_run
-
             if len(args.run_dirs) != 1:
                 raise ValueError(f"--config-json names one run; got {len(args.run_dirs)} folders")
-            config = TrainConfig.from_json(json.loads(args.config_json))
-            run_folder.prepare(args.run_dirs[0], config, plan_run(config).to_json())
-        configs = [run_folder.read_config(d) for d in args.run_dirs]
-        run_pack(configs, args.run_dirs, progress=False if args.no_progress else None)
+            with prepared(args.run_dirs[0], TrainConfig.from_json(json.loads(args.config_json))):
+                train_and_evaluate(args.run_dirs, progress)
+        else:
+            train_and_evaluate(args.run_dirs, progress)
     except (ValueError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"harness.run: error: {message}", file=sys.stderr)

@@ -1,11 +1,12 @@
-"""The local executor: runs a grid's cells as `pac train` subprocesses on this machine.
+"""The local executor: runs a grid's cells as job subprocesses on this machine.
 
     rows = run_grid(load_spec("launch/grids/demo.py"), parallel=2)
 
 - Each cell is its folder results/<grid>/<cell>: the launcher writes the cell's resolved
-  config.json there, then runs the job in its own process (`python -m
-  launch.cell_process`: it arms the parent-death signal and the CPU affinity, then runs
-  `harness.run` on the folder), its stdout/stderr appended to <cell>/stdout.log and
+  config.json there, then runs the job in its own process (`python -m harness.run
+  RUN_DIR... --no-progress`, the entry point of every job, started through
+  launch/cell_process.py, which arms the parent-death signal and the CPU affinity and
+  execs it), its stdout/stderr appended to <cell>/stdout.log and
   stderr.log, one after another or up to `parallel` at once (at most one per CPU core). Parallel cells are
   pinned to their own share of the cores (CPU affinity, which sizes XLA's thread pool).
 - A cell with result.json is done and never rerun; any other cell is (re)started, and
@@ -202,8 +203,10 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
             mine = set(cpus[slot * share:(slot + 1) * share]) or {cpus[slot % len(cpus)]}
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[var] = str(len(mine))
+        # The job's entry point, as under every executor; cell_process arms it and execs it.
+        job_command = [python, "-m", "harness.run", *(str(directory / c.name) for c in job), "--no-progress"]
         command = [python, "-m", "launch.cell_process", str(os.getpid()), ",".join(map(str, sorted(mine))) if mine else "all",
-                   *(str(directory / c.name) for c in job), "--no-progress"]
+                   "--", *job_command]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file, env=env,
                                    start_new_session=True)
         running[job[0].name] = _Running(job, process, slot, err_path, offset, (out_file, err_file))

@@ -132,7 +132,9 @@ def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = 
         if executor == "local" and run_folder.is_done(run_dir):
             continue
         config = cell.config.replace(dataset=str(data))
-        # The job writes (or checks) its folder's config.json itself: on Vertex the launcher
+        # The job's entry point, as under every executor. Its config travels with it and the
+        # job writes it into (or checks it against) the folder's config.json first, then
+        # reads the folder as any job does (harness.run.prepared): on Vertex the launcher
         # cannot write into the bucket, and locally a folder that holds another run then
         # fails as that one job, its error streamed with the others' output.
         command = (*program, str(run_dir), "--no-progress",

@@ -3,6 +3,8 @@
   pac train --run-dir results/runs/pac0 --preset tiny --steps 2000 --alpha 0.5
   pac train --run-dir results/runs/bc0 --preset 150k --flop-budget 1e13 --alpha 1
 
+It writes the run folder's config.json, then runs the job as every executor does
+(`harness.run.train_and_evaluate`: `python -m harness.run RUN_DIR` is the same job again).
 Running the same command again resumes an interrupted job from its last checkpoint, or
 prints the finished job's result.
 """
@@ -23,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import run as run_lib
+    from harness import run as job
     from harness.config import TrainConfig
 
     config = dataclass_from_flags(TrainConfig, args)
-    run_lib.run(config, args.run_dir, progress=False if args.no_progress else None)
+    with job.prepared(args.run_dir, config):  # the folder's config.json, then the job every executor runs
+        job.train_and_evaluate([args.run_dir], progress=False if args.no_progress else None)
     return 0
