@@ -32,10 +32,11 @@ def dry_run_table(spec, results_root=None, measure: bool = False, only=None, log
     from harness import run_folder
     from launch import estimate as estimate_lib
     from launch.cells import expand, format_count, format_seconds, select
-    from launch.grid_folder import grid_dir
+    from launch.grid_folder import check_grid_dir, grid_dir
 
     cells = select(expand(spec), only)
     directory = grid_dir(spec, results_root)
+    check_grid_dir(spec, directory)  # another spec's finished cells are not this one's
     finished = estimate_lib.finished_throughput(directory, cells) if directory.exists() else {}
     measured = estimate_lib.measure_throughput([c for c in cells if not c.skipped and c.preset not in finished],
                                                log=log) if measure else {}
