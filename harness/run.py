@@ -3,10 +3,10 @@
 A job is its run folder: RUN_DIR/config.json holds the resolved TrainConfig, and
 `train_and_evaluate(RUN_DIRS)` trains from it. Every way of running a job ends there:
 `pac train` writes the folder's config (`prepared`) and calls it; the local grid
-executor writes each cell's config and runs `python -m harness.run RUN_DIR...` (through
-launch/cell_process.py, which arms the process and execs this); XManager jobs run the
-same command with `--config-json`, which writes the config into the folder first (a
-Vertex AI launcher cannot write the bucket). The process-wide set-up a job needs lives
+executor runs `python -m harness.run RUN_DIR...` on the folders launch/jobs.py wrote
+(through launch/cell_process.py, which arms the process and execs this); XManager jobs
+run the same command with one `--config-json` per folder, which writes the configs into
+the folders first (a Vertex AI launcher cannot write the bucket). The process-wide set-up a job needs lives
 here too: the persistent compilation cache, Ctrl-C delivered as KeyboardInterrupt even
 when the process started with SIGINT ignored, and multi-host initialization.
 """
@@ -84,19 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the job's folder, holding its config.json; several folders (runs that differ only in "
                              "alpha and seed) are trained as one program")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--config-json", help="the TrainConfig as JSON, written to RUN_DIR/config.json (or checked "
-                                              "against the one there) before the job reads it: for executors whose "
-                                              "launcher cannot write the folder")
+    parser.add_argument("--config-json", action="append",
+                        help="the TrainConfig as JSON, written to RUN_DIR/config.json (or checked against the one "
+                             "there) before the job reads it: for executors whose launcher cannot write the folder; "
+                             "once per RUN_DIR, in their order")
     args = parser.parse_args(argv)
     setup_process()
     progress = False if args.no_progress else None
     try:
-        if args.config_json:
-            if len(args.run_dirs) != 1:
-                raise ValueError(f"--config-json names one run; got {len(args.run_dirs)} folders")
-            with prepared(args.run_dirs[0], TrainConfig.from_json(json.loads(args.config_json))):
-                train_and_evaluate(args.run_dirs, progress)
-        else:
+        with contextlib.ExitStack() as stack:
+            if args.config_json:
+                if len(args.config_json) != len(args.run_dirs):
+                    raise ValueError(f"--config-json is given {len(args.config_json)} times for {len(args.run_dirs)} "
+                                     f"run folders; give it once per folder, in their order")
+                for run_dir, text in zip(args.run_dirs, args.config_json):
+                    stack.enter_context(prepared(run_dir, TrainConfig.from_json(json.loads(text))))
             train_and_evaluate(args.run_dirs, progress)
     except (ValueError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -1,9 +1,11 @@
 """The run folder: one training job's files, and the only module that knows their names.
 
-  config.json    {"train": the resolved TrainConfig, "plan": what it resolved to, "data":
-                 each task's sha256}; written before the job starts (by the launcher, or
-                 by `train` itself) and the job's only input besides the dataset:
-                 `python -m harness.run RUN_DIR`. A run resumes only on the same data.
+  config.json    {"train": the resolved TrainConfig, "data": each task's sha256}; written
+                 before the job starts (by the launcher, or by the job itself) and the
+                 job's only input besides the dataset: `python -m harness.run RUN_DIR`.
+                 A run resumes only on the same config and the same data. What the
+                 config resolves to (steps, model; harness.builder.plan_run) is not kept
+                 here: the job derives it again, and result.json records what it trained.
   metrics.csv    train / valid / eval rows (harness.metrics_log)
   checkpoints/   orbax, the last few steps (harness.checkpointing)
   result.json    written last, atomically: its presence means the job is done
@@ -70,7 +72,8 @@ def has_trained(run_dir: str | os.PathLike) -> bool:
 def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, Any]) -> bool:
     """Creates the folder with its config.json, or checks that the one there holds the
     same TrainConfig (a job resumes only its own run). One-line ValueError otherwise.
-    Returns whether this call wrote the config (see `withdraw`)."""
+    `plan` is the config's RunPlan.to_json(): its task_names name the tasks whose data
+    identity is kept. Returns whether this call wrote the config (see `withdraw`)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir} exists and is not a folder; move it away or use another run folder")
@@ -88,7 +91,7 @@ def prepare(run_dir: str | os.PathLike, config: TrainConfig, plan: Mapping[str, 
             _check_same_data(run_dir, _read_section(path, "data"), data)
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps({"train": config.to_json(), "plan": dict(plan), "data": data}, indent=2))
+    write_atomic(path, json.dumps({"train": config.to_json(), "data": data}, indent=2))
     return True
 
 

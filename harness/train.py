@@ -3,7 +3,7 @@
     result = train(TrainConfig(preset="tiny", steps=1000, alpha=0.5), "results/run0")
 
 The run folder (harness/run_folder.py) holds everything the analysis needs and everything
-a restart needs: config.json (the resolved TrainConfig plus the derived plan), metrics.csv
+a restart needs: config.json (the resolved TrainConfig and its data's identity), metrics.csv
 (train rows every log_every steps, held-out 'valid' rows every valid_every steps, one
 'eval' row of returns in the environments), checkpoints/ and result.json (written last).
 A job killed at any moment and started again with the same command resumes from its last

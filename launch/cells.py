@@ -2,7 +2,9 @@
 
 Steps come from `harness.builder.plan_run` (budget // FLOPs per update of the preset on the
 spec's dataset), the one function that also sizes the job when it runs, so the table a
-dry run prints is exactly what the cells will do.
+dry run prints is exactly what the cells will do. It runs once per cell (plus one probe
+per preset); the cell keeps its plan, which the launcher prepares the cell's folder from
+(launch/jobs.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from harness.config import TrainConfig
 from harness.data import storage
-from harness.builder import plan_run
+from harness.builder import RunPlan, plan_run
 from launch.spec import GridSpec, budget_label
 
 
@@ -33,6 +35,8 @@ class Cell:
     examples: int
     epochs: float  # examples / transitions in the training split
     skip_reason: Optional[str] = None  # why it is not run (outside the spec's sane bounds)
+    # What plan_run resolved the config to (None where it refused: less than one update).
+    plan: Optional[RunPlan] = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def skipped(self) -> bool:
@@ -77,9 +81,10 @@ def expand(spec: GridSpec) -> list[Cell]:
                 for seed in spec.seeds:
                     config = spec.cell_config(preset, budget, alpha, seed)
                     try:
-                        steps = plan_run(config).steps
+                        plan = plan_run(config)
                     except ValueError:  # less than one update: plan_run refuses it
-                        steps = 0
+                        plan = None
+                    steps = plan.steps if plan is not None else 0
                     examples = steps * config.batch_size
                     epochs = examples / transitions[key]
                     reason = None
@@ -94,7 +99,7 @@ def expand(spec: GridSpec) -> list[Cell]:
                                   f"{transitions[key]} training transitions)")
                     cells.append(Cell(cell_name(preset, budget, alpha, seed), preset, float(budget), float(alpha), seed,
                                       config, probe.params, probe.params_nonembedding, probe.flops_per_update,
-                                      probe.tokens_per_example, steps, examples, epochs, reason))
+                                      probe.tokens_per_example, steps, examples, epochs, reason, plan))
     return cells
 
 

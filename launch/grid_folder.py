@@ -6,8 +6,9 @@
   launcher dies, even by SIGKILL);
 - index.csv (launch/index.py writes its rows): rebuilt here from the cell folders.
 
-Executors (launch/local.py, launch/xm_launch.py) only execute: they claim and lock the
-folder here, and each cell's own folder belongs to harness/run_folder.py.
+Executors (launch/local.py, launch/xm_launch.py) only execute: the launch function they
+share (launch/jobs.py) claims and locks the folder here, and each cell's own folder
+belongs to harness/run_folder.py.
 """
 
 from __future__ import annotations
@@ -97,16 +98,17 @@ def initial_rows(cells: Sequence[Cell], directory: Path) -> dict[str, dict[str, 
 
 
 def rebuild_index(spec: GridSpec, results_root: Optional[str | os.PathLike] = None,
-                  failed: Optional[dict[str, str]] = None) -> list[dict[str, Any]]:
+                  failed: Optional[dict[str, str]] = None, cells: Optional[Sequence[Cell]] = None) -> list[dict[str, Any]]:
     """Rewrites index.csv from the cell folders (for grids run elsewhere, e.g. by XManager):
     done where result.json exists; otherwise failed if `failed` (cell -> error) or the
-    previous index says so, else pending."""
+    previous index says so, else pending. `cells`: the grid's, where the caller has them
+    (expand(spec) otherwise)."""
     directory = grid_dir(spec, results_root)
     check_grid_dir(spec, directory)
     if not directory.exists():
         raise ValueError(f"{directory} does not exist: grid {spec.name!r} was never launched there")
     previous = index_lib.read_index(directory)
-    rows = initial_rows(expand(spec), directory)
+    rows = initial_rows(cells if cells is not None else expand(spec), directory)
     for name, row in rows.items():
         if row["status"] == "pending" and previous.get(name, {}).get("status") == "failed":
             row.update(status="failed", error=previous[name].get("error"), wall_seconds=previous[name].get("wall_seconds"))

@@ -2,9 +2,10 @@
 
     rows = run_grid(load_spec("launch/grids/demo.py"), parallel=2)
 
-- Each cell is its folder results/<grid>/<cell>: the launcher writes the cell's resolved
-  config.json there, then runs the job in its own process (`python -m harness.run
-  RUN_DIR... --no-progress`, the entry point of every job, started through
+- Each cell is its folder results/<grid>/<cell>: the shared launch function
+  (launch/jobs.py: claims the grid, filters and packs its cells, writes each one's
+  config.json) gives the jobs, and this executor runs each in its own process (`python -m
+  harness.run RUN_DIR... --no-progress`, the entry point of every job, started through
   launch/cell_process.py, which arms the parent-death signal and the CPU affinity and
   execs it), its stdout/stderr appended to <cell>/stdout.log and
   stderr.log, one after another or up to `parallel` at once (at most one per CPU core). Parallel cells are
@@ -19,7 +20,7 @@
 - The grid folder (grid.json, the launcher lock, index.csv) belongs to
   launch/grid_folder.py; this executor rewrites index.csv atomically at every status change.
 - With the spec's pack_runs > 1, cells of one preset and budget run as one process and one
-  vmapped program (`packs`; harness.train.train_pack), each in its own folder.
+  vmapped program (launch.jobs.packs; harness.train.train_pack), each in its own folder.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ from typing import Any, Callable, Optional, Sequence
 from harness import run_folder
 from launch import estimate as estimate_lib
 from launch import index as index_lib
-from harness.builder import plan_run
-from launch.cells import Cell, expand, format_seconds, select
-from launch.grid_folder import claim_grid_dir, grid_dir, grid_lock, initial_rows
+from launch.cells import Cell, format_seconds
+from launch.jobs import Grid, Job, launch
 from launch.spec import GridSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,16 +59,6 @@ def available_cpus() -> list[int]:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:
         return list(range(os.cpu_count() or 1))
-
-
-def packs(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
-    """The cells grouped into jobs of at most `size`: cells of one preset and budget (they
-    differ only in alpha and seed, so their updates are one vmapped program) share a job,
-    in the order given. size 1: one cell per job."""
-    groups: dict[tuple[str, float], list[Cell]] = {}
-    for cell in cells:
-        groups.setdefault((cell.preset, cell.budget), []).append(cell)
-    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 class _Running:
@@ -113,22 +103,18 @@ def run_grid(spec: GridSpec, results_root: Optional[str | os.PathLike] = None, p
     """Runs (or resumes) the grid's cells; returns the index rows. See the module docs."""
     if parallel < 1:
         raise ValueError(f"--parallel {parallel} must be >= 1")
-    cells = expand(spec)
-    chosen = {c.name for c in select(cells, only)}
-    directory = grid_dir(spec, results_root)
-    claim_grid_dir(spec, directory)
-    with grid_lock(directory):
-        return _run_locked(spec, cells, chosen, directory, parallel, log, progress, python, grace_seconds, poll_seconds)
+    with launch(spec, results_root, only) as grid:  # claimed, locked, folders prepared
+        return _run_jobs(grid, parallel, log, progress, python, grace_seconds, poll_seconds)
 
 
-def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python, grace_seconds, poll_seconds):
-    rows = initial_rows(cells, directory)
-    by_name = {c.name: c for c in cells}
-    for name in sorted(chosen):
-        if by_name[name].skipped:
-            log(f"skip {name}: {by_name[name].skip_reason}")
-    queue = packs([c for c in cells if c.name in chosen and rows[c.name]["status"] == "pending"], spec.pack_runs)
-    already = sum(1 for c in cells if c.name in chosen and rows[c.name]["status"] == "done")
+def _run_jobs(grid: Grid, parallel, log, progress, python, grace_seconds, poll_seconds):
+    spec, cells, directory, rows = grid.spec, grid.cells, grid.directory, grid.rows
+    chosen = {c.name for c in grid.chosen}
+    for cell in sorted(grid.chosen, key=lambda c: c.name):
+        if cell.skipped:
+            log(f"skip {cell.name}: {cell.skip_reason}")
+    queue: list[Job] = list(grid.jobs)
+    already = sum(1 for name in chosen if rows[name]["status"] == "done")
     cpus = available_cpus()
     workers = min(parallel, len(cpus), max(len(queue), 1))
     if parallel > len(cpus):
@@ -136,8 +122,8 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
     share = max(1, len(cpus) // workers)
     finished_rates = estimate_lib.finished_throughput(directory, cells)
     estimated = {name: secs for name, (secs, _) in estimate_lib.estimates(spec, cells, finished_rates).items()}
-    index_lib.write_index(directory, rows.values())
-    to_run = sum(len(job) for job in queue)
+    grid.write_index()
+    to_run = sum(len(job.cells) for job in queue) + len(grid.failed)
     packing = f" in {len(queue)} packed jobs of up to {spec.pack_runs}" if spec.pack_runs > 1 else ""
     log(f"grid {spec.name}: {len(cells)} cells, {sum(c.skipped for c in cells)} skipped, {already} already done, "
         f"{to_run} to run{packing} ({workers} at a time) in {directory}")
@@ -146,7 +132,7 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
     free_slots = list(range(workers))
     spent = {"actual": 0.0, "estimated": 0.0}
     display = _Display(to_run, progress, log)
-    finished = 0
+    finished = len(grid.failed)
 
     def counts() -> dict[str, int]:
         out = {s: 0 for s in index_lib.STATUSES}
@@ -154,14 +140,14 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
             out[rows[name]["status"]] += 1
         return out
 
-    def job_estimate(job: list[Cell]) -> float:
+    def job_estimate(cells: Sequence[Cell]) -> float:
         # A pack takes about as long as its slowest run alone (on an accelerator the
         # point of packing; on a CPU the runs share the cores, so this is optimistic).
-        return max(estimated[c.name] for c in job)
+        return max(estimated[c.name] for c in cells)
 
     def eta() -> float:
         ratio = spent["actual"] / spent["estimated"] if spent["estimated"] else 1.0
-        left = sum(job_estimate(job) for job in queue)
+        left = sum(job_estimate(job.cells) for job in queue)
         left += sum(max(0.0, job_estimate(r.cells) - (time.time() - r.start)) for r in running.values())
         return ratio * left / workers
 
@@ -169,28 +155,13 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
         index_lib.write_index(directory, rows.values())
         display.update(finished, counts(), eta(), message)
 
-    def start(job: list[Cell]) -> None:
-        nonlocal finished
-        ready = []
-        for cell in job:
-            try:
-                run_folder.prepare(directory / cell.name, cell.config, plan_run(cell.config).to_json())
-                ready.append(cell)
-            # e.g. the folder holds another run, or a plain file stands where it goes: the
-            # cell fails, the grid goes on.
-            except (ValueError, OSError) as err:
-                finished += 1
-                rows[cell.name].update(status="failed", error=str(err))
-                changed(f"FAILED {cell.name}: {err}")
-        if not ready:
-            return
-        job = ready
+    def start(job: Job) -> None:
         # A pack's process writes its output into its first cell's logs; the others say so.
-        cell_dir = directory / job[0].name
-        for other in job[1:]:
-            with open(directory / other.name / "stdout.log", "a") as note:
-                note.write(f"trained in one program with {', '.join(c.name for c in job if c is not other)}; "
-                           f"the pack's output is in {job[0].name}/stdout.log and stderr.log\n")
+        cell_dir = job.run_dirs[0]
+        for other, other_dir in zip(job.cells[1:], job.run_dirs[1:]):
+            with open(other_dir / "stdout.log", "a") as note:
+                note.write(f"trained in one program with {', '.join(c.name for c in job.cells if c is not other)}; "
+                           f"the pack's output is in {job.name}/stdout.log and stderr.log\n")
         slot = free_slots.pop(0)
         out_file = open(cell_dir / "stdout.log", "ab")
         err_path = cell_dir / "stderr.log"
@@ -204,16 +175,16 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[var] = str(len(mine))
         # The job's entry point, as under every executor; cell_process arms it and execs it.
-        job_command = [python, "-m", "harness.run", *(str(directory / c.name) for c in job), "--no-progress"]
+        job_command = [python, "-m", "harness.run", *job.arguments()]
         command = [python, "-m", "launch.cell_process", str(os.getpid()), ",".join(map(str, sorted(mine))) if mine else "all",
                    "--", *job_command]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file, env=env,
                                    start_new_session=True)
-        running[job[0].name] = _Running(job, process, slot, err_path, offset, (out_file, err_file))
-        for cell in job:
+        running[job.name] = _Running(list(job.cells), process, slot, err_path, offset, (out_file, err_file))
+        for cell in job.cells:
             rows[cell.name].update(status="running", error=None)
-        what = (f"{job[0].name}" if len(job) == 1 else f"{len(job)} packed runs {', '.join(c.name for c in job)}")
-        changed(f"start {what} ({job[0].steps} steps, ~{format_seconds(job_estimate(job))})")
+        what = (job.name if len(job.cells) == 1 else f"{len(job.cells)} packed runs {', '.join(c.name for c in job.cells)}")
+        changed(f"start {what} ({job.cells[0].steps} steps, ~{format_seconds(job_estimate(job.cells))})")
 
     def reap(name: str, run: _Running, returncode: int) -> None:
         nonlocal finished
@@ -265,6 +236,8 @@ def _run_locked(spec, cells, chosen, directory, parallel, log, progress, python,
         raise KeyboardInterrupt
 
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
+    for name, error in grid.failed.items():  # folders that could not be prepared
+        display.update(finished, counts(), eta(), f"FAILED {name}: {error}")
     try:
         while queue or running:
             while queue and free_slots:

@@ -1,8 +1,10 @@
-"""XManager job specs for a grid: one work unit per cell, as plain data first.
+"""XManager job specs for a grid: one work unit per job, as plain data first.
 
-`build_job_specs` is pure (no xmanager import): it says, per cell, the command line, the
-environment, the resource requirements and, for Vertex AI, the machine spec and container
-image. launch/xm_launch.py turns the specs into xm.Job objects and launches them;
+The jobs are the shared launch function's (launch/jobs.py: skipped and finished cells
+left out, cells packed by the spec's pack_runs); a job is one cell, or several trained as
+one program. `build_job_specs` is pure (no xmanager import): it says, per job, the command
+line, the environment, the resource requirements and, for Vertex AI, the machine spec and
+container image. launch/xm_launch.py turns the specs into xm.Job objects and launches them;
 `--print_specs` prints them instead, which is how the Vertex path is checked without a
 Google Cloud project.
 
@@ -19,9 +21,9 @@ import posixpath
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from harness import run_folder
 from launch import grid_folder
-from launch.cells import Cell, expand, select
+from launch.cells import Cell
+from launch.jobs import Grid, grid_jobs
 from launch.spec import GridSpec
 
 # --accelerator name -> (xm.ResourceType name, Vertex accelerator_type, machine type by count, TPU topology by count)
@@ -46,17 +48,19 @@ JAX_EXTRA = {"gpu": "jax[cuda12]==0.10.2", "tpu": "jax[tpu]==0.10.2", "cpu": "ja
 
 @dataclasses.dataclass(frozen=True)
 class JobSpec:
-    """One cell's job, as XManager will be asked to run it."""
+    """One job (a cell, or a pack of cells), as XManager will be asked to run it."""
 
-    cell: str
+    cell: str  # its first cell, which names it (the job's output is in that cell's folder)
     executor: str  # 'local' or 'vertex'
-    run_dir: str
-    command: tuple[str, ...]  # program and arguments: <python> -m harness.run RUN_DIR ...
+    run_dir: str  # that cell's folder
+    command: tuple[str, ...]  # program and arguments: <python> -m harness.run RUN_DIR... --config-json ...
     env: dict[str, str]
     requirements: dict[str, Any]  # xm.JobRequirements(**requirements)
     machine_spec: Optional[dict[str, Any]] = None  # Vertex AI WorkerPoolSpec.machine_spec
     image: Optional[dict[str, Any]] = None  # Vertex: the container to build (or a prebuilt one)
-    config: Optional[dict[str, Any]] = None  # the resolved TrainConfig (the run folder's config.json)
+    cells: tuple[str, ...] = ()  # all its cells, one program (packs)
+    run_dirs: tuple[str, ...] = ()
+    configs: tuple[dict[str, Any], ...] = ()  # each run's resolved TrainConfig (its folder's config.json)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,12 +102,14 @@ def requirements(accelerator: str, count: int) -> dict[str, Any]:
 def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = "none", accelerator_count: int = 1,
                     bucket: Optional[str] = None, results_root: Optional[str] = None, dataset: Optional[str] = None,
                     only: Optional[Sequence[str]] = None, python: str = "python", image: Optional[str] = None,
-                    base_image: Optional[str] = None, cells: Optional[Sequence[Cell]] = None) -> list[JobSpec]:
-    """One JobSpec per cell to run: skipped cells (outside the sane bounds) are left out,
-    and for local runs so are finished cells (result.json)."""
+                    base_image: Optional[str] = None, cells: Optional[Sequence[Cell]] = None,
+                    grid: Optional[Grid] = None) -> list[JobSpec]:
+    """One JobSpec per job of the shared launch function: `grid`'s (launch.jobs.launch:
+    the launcher has claimed the local grid folder), or the ones `grid_jobs` finds without
+    writing anything (--print_specs, Vertex AI): skipped cells (outside the sane bounds)
+    and finished cells (result.json, where the launcher sees the folders) are left out."""
     if executor not in ("local", "vertex"):
         raise ValueError(f"executor={executor!r}; allowed: local, vertex")
-    cells = select(cells if cells is not None else expand(spec), only)
     env = {"PYTHONUNBUFFERED": "1"}
     if executor == "local":
         root = grid_folder.grid_dir(spec, results_root)
@@ -124,24 +130,22 @@ def build_job_specs(spec: GridSpec, executor: str = "local", accelerator: str = 
                           "docker_instructions": docker_instructions(kind)}
         program = ["python", "-m", "harness.run"]
         env.update({"MUJOCO_GL": "disable", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})  # physics only
-    jobs = []
-    for cell in cells:
-        if cell.skipped:
-            continue
-        run_dir = root / cell.name
-        if executor == "local" and run_folder.is_done(run_dir):
-            continue
-        config = cell.config.replace(dataset=str(data))
-        # The job's entry point, as under every executor. Its config travels with it and the
-        # job writes it into (or checks it against) the folder's config.json first, then
-        # reads the folder as any job does (harness.run.prepared): on Vertex the launcher
-        # cannot write into the bucket, and locally a folder that holds another run then
-        # fails as that one job, its error streamed with the others' output.
-        command = (*program, str(run_dir), "--no-progress",
-                   "--config-json", json.dumps(config.to_json(), separators=(",", ":")))
-        jobs.append(JobSpec(cell.name, executor, str(run_dir), command, dict(env), dict(reqs), machine, image_spec,
-                            config.to_json()))
-    return jobs
+    if grid is None:
+        grid = grid_jobs(spec, root, only, cells)
+    specs = []
+    for job in grid.jobs:
+        configs = [cell.config.replace(dataset=str(data)).to_json() for cell in job.cells]
+        # The job's entry point, as under every executor. Its configs travel with it and the
+        # job writes them into (or checks them against) the folders' config.json first,
+        # then reads the folders as any job does (harness.run.prepared): on Vertex the
+        # launcher cannot write into the bucket, and locally a folder that holds another
+        # run then fails as that one job, its error streamed with the others' output.
+        configs_json = [a for c in configs for a in ("--config-json", json.dumps(c, separators=(",", ":")))]
+        command = (*program, *job.arguments(), *configs_json)
+        specs.append(JobSpec(job.name, executor, str(job.run_dirs[0]), command, dict(env), dict(reqs), machine,
+                             image_spec, tuple(c.name for c in job.cells), tuple(str(d) for d in job.run_dirs),
+                             tuple(configs)))
+    return specs
 
 
 def docker_instructions(kind: str, project_dir: str = REPO_ROOT.name) -> list[str]:

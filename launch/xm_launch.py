@@ -6,11 +6,13 @@
         --executor=vertex --accelerator=h100 --bucket=gs://my-bucket/pac           # Vertex AI
     python launch/xm_launch.py --grid=... --executor=vertex ... --print_specs      # show, don't submit
 
-Local (xm_local.Local): each cell runs `<this python> -m harness.run RUN_DIR
---config-json ...` (it writes, or checks, its folder's config.json) as a subprocess of
-this script, in this directory, at most --parallel at once; finished cells
-(result.json) and skipped cells are not added. grid.json is checked/written as by
-`pac grid`, and index.csv is rebuilt from the cell folders when the experiment ends.
+Local (xm_local.Local): the jobs come from the launch function `pac grid` uses
+(launch/jobs.py: the grid folder claimed and locked, finished and skipped cells left
+out, cells packed by the spec's pack_runs); each job runs `<this python> -m harness.run
+RUN_DIR... --config-json ...` (it writes, or checks, its folders' config.json) as a
+subprocess of this script, in this directory, at most --parallel at once. index.csv is
+kept live (running, done, failed as work units start and end) and rebuilt from the cell
+folders when the experiment ends.
 
 Vertex AI (xm_local.Vertex): the repository is built into a container by
 xm.python_container (Docker or Cloud Build where you launch; or --image=URI of a prebuilt
@@ -24,6 +26,7 @@ that mounts the bucket. Experiments are recorded in ~/.xmanager/experiments.sqli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -96,9 +99,27 @@ def _xm_objects(spec, jobs):
                          for job in jobs]
 
 
-async def _launch(spec, jobs, parallel: int) -> dict[str, str]:
+def _record(grid, job, state: str) -> None:
+    """The live index (local): the job's cells' rows after a work unit starts or ends."""
+    from harness import run_folder
+    from launch import index as index_lib
+
+    for cell, run_dir in zip(job.cells, job.run_dirs):
+        row = grid.rows[cell]
+        result = run_folder.read_result(run_dir) if state != "running" else None
+        if result is not None:
+            row.update(status="done", error=None, **index_lib.result_columns(result, Path(run_dir)))
+        elif state == "running":
+            row.update(status="running", error=None)
+        else:
+            error = state[len("failed: "):] if state.startswith("failed: ") else f"{run_dir} holds no result.json"
+            row.update(status="failed", error=error)
+    grid.write_index()
+
+
+async def _launch(spec, jobs, parallel: int, grid=None) -> dict[str, str]:
     """Adds one work unit per job (at most `parallel` at once locally); returns the
-    outcome per cell: 'completed' or the error."""
+    outcome per cell: 'completed' or the error. With `grid` (local), its index is kept live."""
     from xmanager import xm
     from xmanager import xm_local
 
@@ -113,15 +134,22 @@ async def _launch(spec, jobs, parallel: int) -> dict[str, str]:
             async def one(job, args, executor):
                 async with gate:
                     work_unit = await experiment.add(xm.Job(executable, executor=executor, args=args, env_vars=job.env))
-                    print(f"work unit {work_unit.work_unit_id}: {job.cell}")
+                    what = job.cell if len(job.cells) <= 1 else f"{len(job.cells)} packed runs {', '.join(job.cells)}"
+                    print(f"work unit {work_unit.work_unit_id}: {what}")
+                    cells = job.cells or (job.cell,)
                     if _EXECUTOR.value != "local":
-                        outcome[job.cell] = "submitted"
+                        outcome.update((cell, "submitted") for cell in cells)
                         return
+                    if grid is not None:
+                        _record(grid, job, "running")
                     try:
                         await work_unit.wait_until_complete()
-                        outcome[job.cell] = "completed"
-                    except Exception as err:  # one failed cell must not stop the others
-                        outcome[job.cell] = f"failed: {str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}"
+                        state = "completed"
+                    except Exception as err:  # one failed job must not stop the others
+                        state = f"failed: {str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}"
+                    outcome.update((cell, state) for cell in cells)
+                    if grid is not None:
+                        _record(grid, job, state)
 
             await asyncio.gather(*(one(*unit) for unit in units))
     except Exception:  # XManager re-raises a failed work unit's error when the experiment ends
@@ -132,34 +160,47 @@ async def _launch(spec, jobs, parallel: int) -> dict[str, str]:
 
 def main(argv) -> None:
     del argv
-    from launch.grid_folder import claim_grid_dir, grid_dir, rebuild_index
+    with contextlib.ExitStack() as stack:
+        _main(stack)
+
+
+def _main(stack: contextlib.ExitStack) -> None:
+    from launch import jobs as jobs_lib
+    from launch.grid_folder import grid_dir, rebuild_index
     from launch.spec import load_spec
 
     if not _GRID.value:
         raise app.UsageError("--grid=SPEC is required")
+    local = _EXECUTOR.value == "local"
+    grid = None
     try:
         spec = load_spec(_GRID.value)
+        if local and not _PRINT_SPECS.value:
+            # The launch function pac grid uses: the grid folder claimed and locked for the
+            # experiment, the jobs filtered and packed. The jobs write their own folders
+            # (--config-json): a folder that holds another run fails as its own work unit.
+            grid = stack.enter_context(jobs_lib.launch(spec, _RESULTS.value, _ONLY_CELLS.value, prepare=False))
         jobs = xm_jobs.build_job_specs(spec, _EXECUTOR.value, _ACCELERATOR.value, _ACCELERATOR_COUNT.value,
                                        bucket=_BUCKET.value, results_root=_RESULTS.value, dataset=_DATASET_URI.value,
                                        only=_ONLY_CELLS.value, python=sys.executable, image=_IMAGE.value,
-                                       base_image=_BASE_IMAGE.value)
+                                       base_image=_BASE_IMAGE.value, grid=grid)
         if _PRINT_SPECS.value:
             print(json.dumps([job.to_json() for job in jobs], indent=2))
             return
-        if _EXECUTOR.value == "local":
-            claim_grid_dir(spec, grid_dir(spec, _RESULTS.value))
     except ValueError as err:
         sys.exit(f"xm_launch: error: {err}")
     outcome: dict[str, str] = {}
+    if grid is not None:
+        grid.write_index()
     if not jobs:
         print(f"grid {spec.name}: nothing to run (all cells done or skipped)")
     else:
-        outcome = asyncio.run(_launch(spec, jobs, _PARALLEL.value))
+        outcome = asyncio.run(_launch(spec, jobs, _PARALLEL.value, grid))
         for cell, state in sorted(outcome.items()):
             print(f"{cell}: {state}")
-    if _EXECUTOR.value == "local":
+    if local:
         failures = {c: o[len("failed: "):] for c, o in outcome.items() if o.startswith("failed")}
-        rows = rebuild_index(spec, _RESULTS.value, failed=failures)
+        rows = rebuild_index(spec, _RESULTS.value, failed=failures, cells=grid.cells)
         finished = sum(r["status"] in ("done", "skipped") for r in rows)
         print(f"index: {grid_dir(spec, _RESULTS.value) / 'index.csv'} ({finished} of {len(rows)} cells done or skipped, "
               f"{len(failures)} failed)")

@@ -72,8 +72,21 @@ def test_max_examples_per_param_skips_models_too_small_for_their_budget(tiny_dat
             spec.replace(max_examples_per_param=bad).validate()
 
 
+def test_a_skipped_cell_is_indexed_as_skipped_and_never_trained(tiny_dataset_dir, tmp_path):
+    # Issue 24's mutation check: with the launcher's skip rule disabled (a skipped cell
+    # indexed 'pending'), every other test passed.
+    from launch.local import run_grid
+
+    spec = _spec(tiny_dataset_dir)
+    skipped = [c.name for c in expand(spec) if c.skipped]
+    assert {"tiny_C1e7_a1_s0", "tiny_C1e11_a1_s0"} <= set(skipped)
+    rows = {r["cell"]: r for r in run_grid(spec, tmp_path, only=skipped, log=lambda _: None, progress=False)}
+    assert all(rows[name]["status"] == "skipped" and rows[name]["reason"] for name in skipped), rows
+    assert not any((tmp_path / "t" / name).exists() for name in skipped)  # no run folder: nothing trained
+
+
 def test_packs_group_cells_of_one_preset_and_budget(tiny_dataset_dir):
-    from launch.local import packs
+    from launch.jobs import packs
 
     spec = _spec(tiny_dataset_dir, seeds=(0, 1, 2))
     cells = [c for c in expand(spec) if not c.skipped]
@@ -231,6 +244,47 @@ def test_vertex_job_specs_are_built_without_submitting(tiny_dataset_dir):
         xm_jobs.build_job_specs(spec, "vertex", "a100", 1)
     with pytest.raises(ValueError, match="h100 x 3 is not a Vertex AI machine"):
         xm_jobs.build_job_specs(spec, "vertex", "h100", 3, bucket="gs://bkt/pac")
+
+
+def test_one_launch_function_plans_each_cell_once_and_gives_both_executors_packed_jobs(tiny_dataset_dir, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """Issue 25, item 5: launch.jobs.launch claims the grid, prepares each pending cell's
+    folder from the plan expand made (plan_run once per cell, once per preset to probe),
+    and gives the jobs, packed where asked, to the local executor and XManager alike."""
+    from harness import builder
+    from harness import run as run_lib
+    from launch import cells as cells_lib
+    from launch import jobs as jobs_lib
+
+    planned = []
+    real = builder.plan_run
+    monkeypatch.setattr(cells_lib, "plan_run", lambda config: planned.append(config) or real(config))
+    monkeypatch.setattr(builder, "plan_run", lambda config: pytest.fail("plan_run called outside launch.cells.expand"))
+    spec = load_spec(REPO / "launch/grids/tiny.py").replace(dataset=str(tiny_dataset_dir), pack_runs=2)
+    names = [cell_name("tiny", b, a, 0) for b in (1.5e9, 5.5e9) for a in (1.0, 0.5)]
+    grid_dir = tmp_path / "tiny"
+    claim_grid_dir(spec, grid_dir)
+    (grid_dir / names[3]).mkdir()
+    run_folder.write_result(grid_dir / names[3], {"status": "done"})  # a finished cell is not run again
+    with jobs_lib.launch(spec, tmp_path) as grid:
+        assert len(planned) == 4 + 1
+        assert [[c.name for c in job.cells] for job in grid.jobs] == [names[:2], names[2:3]]
+        assert grid.jobs[0].arguments() == [str(grid_dir / names[0]), str(grid_dir / names[1]), "--no-progress"]
+        for cell in grid.jobs[0].cells + grid.jobs[1].cells:
+            saved = json.loads((grid_dir / cell.name / "config.json").read_text())
+            assert set(saved) == {"train", "data"}  # no "plan": the job derives it again, result.json records it
+            assert TrainConfig.from_json(saved["train"]) == cell.config and set(saved["data"]) == set(cell.plan.task_names)
+        specs = xm_jobs.build_job_specs(spec, "local", results_root=tmp_path, python="python", grid=grid)
+    assert [s.cells for s in specs] == [tuple(names[:2]), tuple(names[2:3])] and len(planned) == 5
+    command = specs[0].command
+    assert command[:6] == ("python", "-m", "harness.run", str(grid_dir / names[0]), str(grid_dir / names[1]),
+                           "--no-progress")
+    configs = [json.loads(command[i + 1]) for i, a in enumerate(command) if a == "--config-json"]
+    assert [TrainConfig.from_json(c) for c in configs] == [c.config for c in grid.jobs[0].cells]
+    # The job takes one --config-json per folder.
+    monkeypatch.setattr(run_lib, "setup_process", lambda: None)
+    assert run_lib.main([str(tmp_path / "x"), str(tmp_path / "y"), "--config-json", command[-1]]) == 2
+    assert "--config-json is given 1 times for 2 run folders" in capsys.readouterr().err
 
 
 def test_vertex_specs_as_xmanager_objects_and_printed(tiny_dataset_dir, tmp_path):
