@@ -36,7 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "critic_target": ("expected", "distributional"), "gradient_clipping": ("global", "per_loss"),
     "obs_value_embedding": ("lookup", "linear"), "attention": ("einsum", "xla", "cudnn"),
     "action_sampling": ("gumbel", "inverse_cdf"), "policy_improvement": ("sampled", "data_advantage"),
-    "advantage_estimate": ("critic", "monte_carlo"), "mc_return_tail": ("cut", "extend"), "task_weighting": ("uniform", "transitions"),
+    "advantage_estimate": ("critic", "monte_carlo"), "mc_return_tail": ("cut", "extend"), "advantage_baseline": ("critic", "calibrated"), "task_weighting": ("uniform", "transitions"),
     "compute_dtype": ("float32", "bfloat16")}
 # How a bool field is spelled in text (any case), in flags and --set alike.
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -99,6 +99,10 @@ class TrainConfig:
     # data_advantage's A: 'critic' (Q(s, a_data) - V(s)) or 'monte_carlo' (the data's
     # discounted return-to-go - V(s)); V(s) = mean Q over the policy's samples.
     advantage_estimate: str = "critic"
+    # data_advantage's baseline: 'critic' (V(s) as it is) or 'calibrated' (a + b V(s), the
+    # per-task least-squares line of the batch: the critic's ranking of states at the
+    # returns' scale; see harness.losses.calibrated_residual).
+    advantage_baseline: str = "critic"
     advantage_kl_epsilon: float = 1.0
     # How the Monte-Carlo return (monte_carlo's A, and the diagnostics' reference) ends at a
     # time limit: 'cut' (the rewards left) or 'extend' (continued by the episode's last

@@ -74,6 +74,9 @@ class LearnerHyperparams:
     # 'critic': A = Q(s, a_data) - V(s); 'monte_carlo': the data's discounted return-to-go
     # from (s, a_data) - V(s) (AWR's estimate); V(s) = mean_j Q(s, a_j) over the policy's samples.
     advantage_estimate: str
+    # 'critic': V(s) as it is; 'calibrated': a + b V(s), fitted per task on the batch
+    # (losses.calibrated_residual).
+    advantage_baseline: str
     advantage_kl_epsilon: float
     # MPO's temperature: its initial value, its floor, and the KL bound of its dual.
     initial_temperature: float
@@ -376,8 +379,12 @@ class Learner:
             value = sampled_q[:, -1] if cfg.advantage_estimate == "critic" else batch.mc_return
             # Standardized within each task of the batch: tasks' returns differ in scale, and
             # one softmax over raw advantages would hand the whole batch to the noisiest task.
-            advantage = losses.standardize_per_task(jax.lax.stop_gradient(value - baseline), batch.task_id,
-                                                    self.networks.config.num_tasks)
+            num_tasks = self.networks.config.num_tasks
+            if cfg.advantage_baseline == "calibrated":
+                residual = losses.calibrated_residual(value, baseline, batch.task_id, num_tasks)
+            else:
+                residual = value - baseline
+            advantage = losses.standardize_per_task(jax.lax.stop_gradient(residual), batch.task_id, num_tasks)
             eta = losses.temperature_for_kl(advantage, cfg.advantage_kl_epsilon)
             weights = jax.nn.softmax(advantage / eta) * advantage.shape[0]
             return weights, sampled_q[:, :cfg.num_sampled_actions], eta

@@ -103,10 +103,11 @@ def test_improvement_weights_are_those_the_update_uses():
             np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("estimate", ["critic", "monte_carlo"])
-def test_data_advantage_weights_meet_their_bound_and_reduce_to_bc_at_alpha_1(estimate):
+@pytest.mark.parametrize("estimate,baseline", [("critic", "critic"), ("monte_carlo", "critic"),
+                                               ("monte_carlo", "calibrated")])
+def test_data_advantage_weights_meet_their_bound_and_reduce_to_bc_at_alpha_1(estimate, baseline):
     weighted = _variant_metrics(alpha=0.0, policy_improvement="data_advantage", advantage_estimate=estimate,
-                                advantage_kl_epsilon=0.7)
+                                advantage_baseline=baseline, advantage_kl_epsilon=0.7)
     # eta is solved per batch: the weights over the batch lie exactly the bound from uniform.
     assert weighted["kl_improvement"] == pytest.approx(0.7, abs=1e-3)
     assert 0.0 < weighted["weights_ess"] < 1.0 and weighted["temperature"] > 0
