@@ -1,7 +1,7 @@
 """PAC against BC on mixed-quality data, at equal compute, over seeds, calibrated by the
 simplest methods that could work on the same data.
 
-    python -m benchmarks.pac_vs_bc                       # defaults: 5 seeds, 20 episodes a task, ~37 min
+    python -m benchmarks.pac_vs_bc                       # defaults: 5 seeds, 20 episodes a task, ~33 min
     python -m benchmarks.pac_vs_bc --paper-alpha 0.5     # and the paper's own improvement step
     python -m benchmarks.pac_vs_bc --seeds 0 1 --steps 1000 --eval-episodes 10 --out /tmp/pvb
 
