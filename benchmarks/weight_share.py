@@ -7,8 +7,9 @@ each task's top-quarter episodes by return (filtered BC's data, which gets all o
 For each run folder (policy_improvement 'data_advantage'), the newest checkpoint's
 weights over `--batches` batches of the training split, drawn as training draws them
 (tasks uniformly): per task, the weights' share on transitions of the top quarter of
-that task's episodes against those transitions' share of the batch. BC's weights are
-uniform, so its share equals the transitions' share (about 0.25).
+that task's episodes against those transitions' share of the batch (BC's weights are
+uniform, so its share equals the transitions' share, about 0.25); and the advantage's two
+terms, the data action's value and the baseline V(s): their spreads and correlation.
 """
 
 from __future__ import annotations
@@ -43,18 +44,33 @@ def weight_share(run_dir: Path, batches: int = 32, top_fraction: float = 0.25, s
         for t in job.dataset.tasks])
     task_names = job.dataset.task_names
     sums = np.zeros((len(task_names), 3))  # weight on top, weight, top transitions / transitions
+    values, baselines, tasks = [], [], []
     rng = np.random.default_rng(seed)
     for index in range(batches):
         task = rng.integers(0, len(task_names), config.batch_size)
         position = arrays.split_starts[task] + (rng.random(config.batch_size) * arrays.split_sizes[task]).astype(np.int64)
         batch = sampler_lib.gather(arrays, position, task.astype(np.int32))
-        weights = np.asarray(job.learner.improvement_weights(state, batch, seed=index))
+        weights, sampled_q = map(np.asarray, job.learner.improvement_weights(state, batch, seed=index))
+        # The advantage's two terms: the value of the data's action (the Monte-Carlo return
+        # or the critic's Q) and the baseline V(s), the mean Q of the policy's samples.
+        values.append(batch.mc_return if config.advantage_estimate == "monte_carlo" else sampled_q[:, -1])
+        baselines.append(sampled_q[:, :-1].mean(axis=1))
+        tasks.append(task)
         in_top = top[arrays.transition[position]]
         for i in range(len(task_names)):
             rows = task == i
             sums[i] += [weights[rows & in_top].sum(), weights[rows].sum(), in_top[rows].mean() if rows.any() else 0.0]
-    return {name: {"weight_share": float(s[0] / s[1]), "transition_share": float(s[2] / batches)}
-            for name, s in zip(task_names, sums)}
+    values, baselines, tasks = map(np.concatenate, (values, baselines, tasks))
+    out = {}
+    for i, (name, s) in enumerate(zip(task_names, sums)):
+        value, baseline = values[tasks == i], baselines[tasks == i]
+        out[name] = {"weight_share": float(s[0] / s[1]), "transition_share": float(s[2] / batches),
+                     # How much of the values' spread the baseline explains: a critic on a
+                     # compressed scale leaves most of it to the weights.
+                     "value_std": float(value.std()), "baseline_std": float(baseline.std()),
+                     "value_baseline_corr": float(np.corrcoef(value, baseline)[0, 1]),
+                     "advantage_std": float((value - baseline).std())}
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {err}")
         print(run_dir.name, "  ".join(f"{name}: {s['weight_share']:.2f} (of {s['transition_share']:.2f})"
                                       for name, s in shares.items()), flush=True)
+        print("  value std / baseline std / corr / advantage std:", "  ".join(
+            f"{name}: {s['value_std']:.1f} / {s['baseline_std']:.1f} / {s['value_baseline_corr']:.2f} / "
+            f"{s['advantage_std']:.1f}" for name, s in shares.items()), flush=True)
     if len(results) > 1:
         names = next(iter(results.values())).keys()
         mean = {name: float(np.mean([r[name]["weight_share"] for r in results.values()])) for name in names}

@@ -277,16 +277,17 @@ class Learner:
         """Held-out losses of the current params on a batch (no update)."""
         return self._validation_jit(state, batch, self.constants)
 
-    def improvement_weights(self, state: TrainingState, batch: Batch, seed: int = 0) -> jax.Array:
+    def improvement_weights(self, state: TrainingState, batch: Batch, seed: int = 0) -> tuple[jax.Array, jax.Array]:
         """The policy-improvement weights an update at `state` gives `batch` (no update):
-        [B] for 'data_advantage' (mean 1), [B, N] over the policy's samples for 'sampled'.
-        For diagnostics of where the improvement step pulls the policy."""
+        [B] for 'data_advantage' (mean 1), [B, N] over the policy's samples for 'sampled';
+        and the target critic's Q of those N samples [B, N] (data_advantage: then of the
+        data's action, [B, N + 1]). For diagnostics of where the step pulls the policy."""
         return self._weights_jit(state, batch, jax.random.key(seed))
 
-    def _weights(self, state: TrainingState, batch: Batch, key) -> jax.Array:
+    def _weights(self, state: TrainingState, batch: Batch, key) -> tuple[jax.Array, jax.Array]:
         _, sampled_q, _ = self._target_passes(state.target_params, batch, key)
         weights, _, _ = self._improvement(sampled_q, jnp.exp(state.log_temperature), batch)
-        return weights
+        return weights, sampled_q
 
     def init(self, seed: int) -> TrainingState:
         """The initial state, built in one jitted call (op-by-op Haiku init compiles every

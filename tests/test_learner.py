@@ -93,8 +93,9 @@ def test_improvement_weights_are_those_the_update_uses():
         config = TrainConfig(preset="tiny", steps=10, batch_size=64, num_sampled_actions=4, alpha=0.0,
                              policy_improvement=improvement, advantage_kl_epsilon=0.7)
         learner = build_job(config, model=model).learner
-        weights = np.asarray(learner.improvement_weights(learner.init(0), random_batch(model, 64, 0)))
+        weights, sampled_q = map(np.asarray, learner.improvement_weights(learner.init(0), random_batch(model, 64, 0)))
         assert weights.shape == shape and np.all(weights >= 0)
+        assert sampled_q.shape == (64, 4 + (improvement == "data_advantage"))
         if improvement == "data_advantage":
             p = weights / weights.sum()
             assert weights.mean() == pytest.approx(1.0, rel=1e-5)
