@@ -159,3 +159,25 @@ def test_exponent_intervals_wider_than_1_or_missing_are_degenerate(interval, rea
            "ci95": {"b": [0.4, 0.6]} | ({"a": interval} if interval else {})}
     verdict = fit_status.assess("approach2", fit)
     assert verdict["reasons"] == ([reason] if reason else []) and verdict["status"] == ("degenerate" if reason else "ok")
+
+
+_INTERVALS = {"a": [0.4, 0.6], "b": [0.4, 0.6], "alpha": [0.3, 0.4], "beta": [0.3, 0.4]}
+_BUDGETS = [{"budget": b, "at_edge": False} for b in (1e15, 1e16, 1e17)]
+
+
+@pytest.mark.parametrize("approach, changes, reason", [
+    ("approach2", {"budgets": _BUDGETS[:2]}, "2 budgets with a profile (< 3)"),
+    ("approach2", {"skipped": ["1e+18: the parabola has no minimum (loss not convex in log N)"]},
+     "budget 1e+18: the parabola has no minimum (loss not convex in log N)"),
+    ("approach1", {"envelope": {"C": [1e18, 1e19]}}, "2 envelope points (< 3)"),
+    ("approach3", {"n_points": 4}, "4 runs for 5 parameters"),
+    ("approach2", {"a": float("nan")}, "a is not finite"),
+    ("approach3", {"beta": None}, "beta is not finite"),
+])
+def test_too_few_points_a_skipped_budget_or_a_non_finite_exponent_is_degenerate(approach, changes, reason):
+    # Issue 24's mutation check: each of these rules disabled alone left every other test
+    # passing. The same entry without its fault is ok.
+    fit = {"budgets": _BUDGETS, "envelope": {"C": [1e18, 1e19, 1e20]}, "n_points": 40, "E": 1.0,
+           "a": 0.5, "b": 0.5, "alpha": 0.35, "beta": 0.35, "ci95": _INTERVALS}
+    assert fit_status.assess(approach, fit, min_loss=2.0) == {"status": "ok", "reasons": []}
+    assert fit_status.assess(approach, fit | changes, min_loss=2.0) == {"status": "degenerate", "reasons": [reason]}

@@ -73,6 +73,9 @@ TRAIN_CASES = [
     (["--steps", "10", "--max-obs-dim", "1"], "--max-obs-dim=1 is too small"),
     (["--steps", "10", "--warmup-fraction", "1"], "--warmup-fraction=1.0 must be in [0, 1)"),
     (["--steps", "10", "--top-episode-fraction", "0"], "--top-episode-fraction=0.0 must be in (0, 1]"),
+    # Rules no other case broke (issue 24's mutation check): each disabled alone passed the suite.
+    (["--steps", "10", "--eval-episodes=-1"], "--eval-episodes=-1 must be >= 0"),
+    (["--steps", "10", "--policy-target-std", "2.5"], "--policy-target-std=2.5 must be in [0, 2]"),
     (["--steps", "10", "--no-such-flag", "1"], "unrecognized arguments: --no-such-flag 1"),
     # Far beyond this machine's memory: refused from XLA's memory plan before training.
     (["--steps", "10", "--batch-size", "10000000"], "--batch-size=10000000 does not fit on cpu"),
@@ -212,6 +215,8 @@ def _damaged(data, kind):
         spec["random_return"] = float("nan")
     elif kind == "string dim":
         spec["action_dim"] = "2"
+    elif kind == "bool reference":
+        spec["random_return"] = True
     return arrays, spec
 
 
@@ -227,6 +232,8 @@ DATA_FAULTS = [
     ("expert equals random", "spec field expert_return=0.0038| must be above random_return=0.0038"),
     ("nan reference", "spec field random_return=nan must be a finite number"),
     ("string dim", "spec field action_dim='2' must be an integer"),
+    # JSON's true is no number (Python's bool is an int): the spec-field rule alone says so.
+    ("bool reference", "spec field random_return=True must be a finite number"),
 ]
 
 
@@ -264,8 +271,121 @@ def test_bad_data_is_refused_at_the_door_naming_file_task_and_field(kind, expect
     # The writer (`pac data`, --import-minari) refuses the same data before writing a file.
     data = storage.read_task(damaged_datasets / "rewards", "cartpole-swingup")
     arrays, spec = _damaged(storage.TaskData(spec=data.spec, arrays=data.arrays), kind)
-    if kind.startswith("missing ") or kind == "string dim":
+    if kind.startswith("missing ") or kind in ("string dim", "bool reference"):
         return  # the writer completes the spec's own fields; the reader checks them
-    with pytest.raises(storage.DatasetError, match="task 'x': "):
+    with pytest.raises(storage.DatasetError, match="task 'x': ") as err:
         storage.write_task(tmp_path / "out", "x", arrays, spec)
     assert not (tmp_path / "out").exists()
+    if kind == "nan reference":  # named by the writer's own rule, not only as "not above random"
+        assert "task 'x': spec field random_return=nan must be a finite number" in str(err.value), err.value
+
+
+# --- Rules that issue 24's mutation check found untested: with any one of them disabled
+# alone, the rest of the suite passed (a later check said the same, or nothing did). ---------
+
+@pytest.mark.parametrize("change, message", [
+    # valid_fraction is checked again by the sampler: pac train refused it either way.
+    (dict(valid_fraction=1.0), "valid_fraction=1.0 must be in [0, 1)"),
+    # Types: a config built in Python or read from config.json reaches validate unparsed.
+    (dict(batch_size="16"), "batch_size='16' must be an integer"),
+    (dict(alpha=True), "alpha=True must be a number"),
+    (dict(learning_rate="3e-4"), "learning_rate='3e-4' must be a number"),
+    (dict(tasks="cartpole-swingup"), "tasks='cartpole-swingup' must be a list of strings"),
+])
+def test_train_config_rules_are_checked_by_validate_itself(change, message):
+    from harness.config import TrainConfig
+
+    with pytest.raises(ValueError) as err:
+        TrainConfig(steps=1, **change).validate()
+    assert str(err.value).startswith(message) and "\n" not in str(err.value), err.value
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(name="a/b"), "grid name 'a/b' must be a plain folder name"),
+    (dict(budgets=(1e12, 1.0001e12)), "grid 'g': budgets [1000000000000.0, 1000100000000.0] are not distinct at 3 "
+                                      "significant digits"),
+    # Cells would refuse alpha 1.5 later, one by one; the spec is refused before any.
+    (dict(alphas=(1.0, 1.5)), "grid 'g': alpha=1.5 must be in [0, 1]"),
+    (dict(seeds=(-1,)), "grid 'g': seed -1 must be an integer >= 0"),
+    (dict(base={"batch_size": 16}), "grid 'g': base must be a TrainConfig, got dict"),
+    (dict(min_steps=0), "grid 'g': min_steps=0 must be an integer >= 1"),
+    (dict(max_epochs=0.0), "grid 'g': max_epochs=0.0 must be > 0"),
+    (dict(assumed_flops_per_second=0.0), "grid 'g': assumed_flops_per_second must be > 0"),
+    (dict(cell_overhead_seconds=-1.0), "grid 'g': assumed_flops_per_second must be > 0 and cell_overhead_seconds >= 0"),
+])
+def test_grid_spec_rules_are_checked_by_validate_itself(change, message):
+    from launch.spec import GridSpec
+
+    spec = GridSpec(name="g", presets=("tiny",), budgets=(1e12,))
+    spec.validate()
+    with pytest.raises(ValueError) as err:
+        spec.replace(**change).validate()
+    assert str(err.value).startswith(message) and "\n" not in str(err.value), err.value
+
+
+def test_grid_spec_base_is_validated():
+    from harness.config import TrainConfig
+    from launch.spec import GridSpec
+
+    spec = GridSpec(name="g", presets=("tiny",), budgets=(1e12,), base=TrainConfig(batch_size=0))
+    with pytest.raises(ValueError, match=r"^batch_size=0 must be >= 1$"):
+        spec.validate()
+
+
+def _array_fault(arrays, spec, kind):
+    """(arrays, spec edits after writing) of point_mass-easy with one fault of `kind` in its
+    files' shapes, kinds or bookkeeping (values are DATA_FAULTS')."""
+    import numpy as np
+
+    arrays, edits = dict(arrays), {}
+    if kind == "missing array":
+        del arrays["quality"]
+    elif kind == "dtype":
+        arrays["actions"] = arrays["actions"].astype(np.float64)
+    elif kind == "declared shape":
+        edits["arrays"] = {"rewards": {"shape": [len(arrays["rewards"]) + 1], "dtype": "float32"}}
+    elif kind == "action_dim":
+        edits["action_dim"] = spec["action_dim"] + 1
+    elif kind == "rows":
+        arrays["rewards"] = arrays["rewards"][:-1]
+    elif kind == "observation rows":
+        arrays["observations"] = arrays["observations"][:-1]
+    elif kind == "format":
+        edits["format"] = "other-format"
+    elif kind == "task":
+        edits["task"] = "cartpole-swingup"
+    return arrays, edits
+
+
+ARRAY_FAULTS = [
+    ("missing npz", "point_mass-easy.npz: array file missing for task 'point_mass-easy'"),
+    ("missing array", "point_mass-easy.npz: spec does not match arrays: missing arrays ['quality']"),
+    ("dtype", "point_mass-easy.npz: spec does not match arrays: actions has dtype float64, expected float32"),
+    ("declared shape", "point_mass-easy.npz: spec does not match arrays: rewards has shape [3500], spec says [3501]"),
+    ("action_dim", "point_mass-easy.npz: spec does not match arrays: actions have shape [3500, 2], spec says "
+                   "action_dim=3"),
+    ("rows", "point_mass-easy.npz: spec does not match arrays: rewards has 3499 rows, episode lengths sum to 3500"),
+    ("observation rows", "point_mass-easy.npz: spec does not match arrays: observations have 3506 rows, expected 3507"),
+    ("format", "point_mass-easy.json: not a pac-offline spec (format='other-format')"),
+    ("task", "point_mass-easy.json: spec is for task 'cartpole-swingup', expected 'point_mass-easy'"),
+]
+
+
+@pytest.mark.parametrize("kind, expected", ARRAY_FAULTS, ids=[k for k, _ in ARRAY_FAULTS])
+def test_damaged_task_files_are_refused_naming_file_and_fault(kind, expected, tiny_dataset_dir, tmp_path, capsys):
+    from harness.data import storage
+
+    data = storage.read_task(tiny_dataset_dir, "point_mass-easy")
+    assert data.num_transitions == 3500 and data.spec["action_dim"] == 2  # the counts the messages name
+    arrays, edits = _array_fault(data.arrays, data.spec, kind)
+    folder = tmp_path / "data"
+    _write_raw(folder, "point_mass-easy", arrays, {k: v for k, v in data.spec.items() if k not in ("arrays", "sha256")})
+    spec_path = folder / "point_mass-easy.json"
+    spec_path.write_text(json.dumps({**json.loads(spec_path.read_text()), **edits}))
+    if kind == "missing npz":
+        (folder / "point_mass-easy.npz").unlink()
+    with pytest.raises(storage.DatasetError) as err:
+        storage.read_task(folder, "point_mass-easy")
+    assert str(err.value) == f"{folder / expected}", err.value
+    code, err = _run(["data", "--stats", folder], capsys)
+    assert code == 2 and err == f"pac data: error: {folder / expected}", err
