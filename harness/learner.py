@@ -64,7 +64,9 @@ class LearnerHyperparams:
     action_sampling: str
     merge_target_encodes: bool
     discount: float
-    critic_target: str  # 'expected' (two-hot of the mean) or 'distributional' (C51).
+    # 'expected' (two-hot of the mean), 'distributional' (C51) or 'monte_carlo' (two-hot of
+    # the data's return-to-go: no target-network pass on s').
+    critic_target: str
     # 'sampled': MPO's step over N policy samples (the paper's); 'data_advantage': the data
     # action weighted by its advantage over the policy's samples (CRR/AWAC/V-MPO's route).
     # Std, in action units, of the Gaussian target the policy's log-likelihoods are taken
@@ -323,7 +325,11 @@ class Learner:
         cfg, net, model = self.hyperparams, self.networks, self.networks.config
         fmask = batch.action_mask.astype(jnp.float32)
         sample_key, next_key = jax.random.split(key)
-        if cfg.merge_target_encodes:
+        bootstrap = cfg.critic_target != "monte_carlo"  # the Monte-Carlo target never looks at s'
+        if not bootstrap:
+            target_latents = net.encode(target_params, _inputs(batch))
+            target_policy = net.policy_logits(target_params, target_latents)
+        elif cfg.merge_target_encodes:
             # One encoder and one policy call on [s; s'] (same math, larger matmuls).
             both = jax.tree.map(lambda x, y: jnp.concatenate([x, y]), _inputs(batch), _inputs(batch, next_state=True))
             latents = net.encode(target_params, both)
@@ -342,11 +348,14 @@ class Learner:
         sampled_q = discretization.categorical_mean(
             net.q_logits(target_params, target_latents, sampled_actions, batch.action_mask), self.support)
 
-        next_bins = losses.sample_action_bins(next_key, next_policy, cfg.num_target_actions, cfg.action_sampling)
-        next_actions = discretization.bin_to_action(next_bins, model.num_action_bins) * fmask[:, None]
-        next_q_logits = net.q_logits(target_params, next_latents, next_actions, batch.action_mask)
-        target_fn = losses.td_target_two_hot if cfg.critic_target == "expected" else losses.td_target_distribution
-        target_probs = target_fn(next_q_logits, batch.reward, cfg.discount * batch.discount, self.support)
+        if bootstrap:
+            next_bins = losses.sample_action_bins(next_key, next_policy, cfg.num_target_actions, cfg.action_sampling)
+            next_actions = discretization.bin_to_action(next_bins, model.num_action_bins) * fmask[:, None]
+            next_q_logits = net.q_logits(target_params, next_latents, next_actions, batch.action_mask)
+            target_fn = losses.td_target_two_hot if cfg.critic_target == "expected" else losses.td_target_distribution
+            target_probs = target_fn(next_q_logits, batch.reward, cfg.discount * batch.discount, self.support)
+        else:
+            target_probs = losses.two_hot(batch.mc_return, self.support)
         return jax.lax.stop_gradient(sampled_bins), jax.lax.stop_gradient(sampled_q), jax.lax.stop_gradient(target_probs)
 
     def _policy_loss(self, params, latents, batch: Batch, sampled_bins, weights, alpha):

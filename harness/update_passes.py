@@ -7,7 +7,7 @@ num_sampled_actions, N' = num_target_actions):
                      improvement weights' Q ('data_advantage' asks about the data action
                      too: N + 1 critic queries);
   target net on s':  encoder + policy + critic on N' sampled actions, forward only: the
-                     TD target;
+                     TD target (none with critic_target 'monte_carlo');
   online net on s:   encoder + policy + critic on the data action, forward and backward;
                      with gradient_clipping='per_loss' the encoder's backward runs once per
                      loss (each loss's whole gradient is clipped on its own).
@@ -47,13 +47,17 @@ def update_passes(hyperparams: LearnerHyperparams) -> tuple[Pass, ...]:
     """The passes `Learner._update` runs with these hyperparams (see the module docstring)."""
     improvement_queries = hyperparams.num_sampled_actions + (hyperparams.policy_improvement == "data_advantage")
     encoder_backwards = 2 if hyperparams.gradient_clipping == "per_loss" else 1
+    # critic_target 'monte_carlo' regresses the data's return: no pass on s'.
+    bootstrap = () if hyperparams.critic_target == "monte_carlo" else (
+        Pass("target", "s'", "encoder", 1),
+        Pass("target", "s'", "policy_decoder", 1),
+        Pass("target", "s'", "critic_decoder", hyperparams.num_target_actions),
+    )
     return (
         Pass("target", "s", "encoder", 1),
         Pass("target", "s", "policy_decoder", 1),
         Pass("target", "s", "critic_decoder", improvement_queries),
-        Pass("target", "s'", "encoder", 1),
-        Pass("target", "s'", "policy_decoder", 1),
-        Pass("target", "s'", "critic_decoder", hyperparams.num_target_actions),
+        *bootstrap,
         Pass("online", "s", "encoder", 1, backward=encoder_backwards),
         Pass("online", "s", "policy_decoder", 1, backward=1),
         Pass("online", "s", "critic_decoder", 1, backward=1),

@@ -38,7 +38,7 @@ def test_cells_differing_in_alpha_seed_and_length_share_one_program(tiny_dataset
 
 @pytest.mark.parametrize("change, message", [
     (dict(target_update="soft"), r"^target_update='soft'; allowed: polyak, hard$"),
-    (dict(critic_target="c51"), r"^critic_target='c51'; allowed: expected, distributional$"),
+    (dict(critic_target="c51"), r"^critic_target='c51'; allowed: expected, distributional, monte_carlo$"),
     (dict(gradient_clipping="none"), r"^gradient_clipping='none'; allowed: global, per_loss$"),
     (dict(obs_value_embedding="table"), r"^obs_value_embedding='table'; allowed: lookup, linear$"),
     (dict(polyak_tau=0.0), r"^polyak_tau=0.0 must be in \(0, 1\]$"),
@@ -119,3 +119,24 @@ def test_data_advantage_weights_meet_their_bound_and_reduce_to_bc_at_alpha_1(est
     bc_weighted = _variant_metrics(alpha=1.0, policy_improvement="data_advantage", advantage_estimate=estimate)
     for name in ("loss", "bc_loss", "policy_loss", "critic_loss", "q_spread"):
         np.testing.assert_allclose(bc_weighted[name], bc_sampled[name], rtol=1e-5, err_msg=name)
+
+
+def test_monte_carlo_critic_target_is_the_two_hot_of_the_return_and_ignores_the_next_state():
+    # critic_target='monte_carlo' regresses the data's return-to-go: its target never
+    # reads s' (update_passes counts no pass there), and it is the two-hot of mc_return.
+    from harness import losses
+    from harness.data.sampler import random_batch
+    from models import get_preset
+
+    model = get_preset("tiny", max_obs_dim=6, max_action_dim=2, num_tasks=2)
+    config = TrainConfig(preset="tiny", steps=10, batch_size=16, num_sampled_actions=4, critic_target="monte_carlo")
+    learner = build_job(config, model=model).learner
+    state = learner.init(0)
+    batch = random_batch(model, 16, 0)
+    moved = batch._replace(next_observation=batch.next_observation + 3.0, reward=batch.reward + 1.0)
+    key = jax.random.key(0)
+    targets = [np.asarray(learner._target_passes(state.target_params, b, key)[2]) for b in (batch, moved)]
+    np.testing.assert_array_equal(targets[0], targets[1])
+    np.testing.assert_allclose(targets[0], np.asarray(losses.two_hot(batch.mc_return, learner.support)), atol=1e-6)
+    # and the two-hot's mean is the return itself (inside the value support).
+    np.testing.assert_allclose(targets[0] @ np.asarray(learner.support), np.asarray(batch.mc_return), rtol=1e-5)

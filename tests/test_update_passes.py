@@ -66,6 +66,7 @@ def _matmul_flops(jaxpr) -> int:
     dict(policy_improvement="data_advantage", advantage_estimate="monte_carlo", gradient_clipping="per_loss"),
     dict(merge_target_encodes=False, action_sampling="gumbel"),
     dict(num_sampled_actions=4, num_target_actions=3, critic_target="distributional"),
+    dict(critic_target="monte_carlo", policy_improvement="data_advantage", advantage_estimate="monte_carlo"),
 ])
 def test_update_flops_are_the_matmuls_of_the_learners_update(overrides):
     """Every matmul the learner's update asks for (its jaxpr: forward, backward, every
