@@ -1,7 +1,8 @@
 """A grid's folder, results/<grid>/: its owner.
 
 - grid.json holds the resolved spec; a different spec for the same folder is refused
-  (fields that only shape estimates or how cells execute are not part of its identity);
+  (fields that only shape estimates or how cells execute are not part of its identity),
+  except one that only adds seeds: it replaces grid.json and its new cells run;
 - .launcher.lock: one launcher per grid folder at a time (flock, released when the
   launcher dies, even by SIGKILL);
 - index.csv (launch/index.py writes its rows): rebuilt here from the cell folders.
@@ -51,6 +52,8 @@ def check_grid_dir(spec: GridSpec, directory: Path) -> None:
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: unreadable grid spec ({err}); use another --results") from None
     mine = json.loads(json.dumps(spec.identity()))
+    if _adds_seeds(saved, mine):
+        return  # the same cells and more seeds of them: claim_grid_dir records the new spec
     for key in sorted(set(saved) | set(mine)):
         if saved.get(key) != mine.get(key):
             if isinstance(saved.get(key), dict) and isinstance(mine.get(key), dict):
@@ -62,13 +65,26 @@ def check_grid_dir(spec: GridSpec, directory: Path) -> None:
                              f"{now!r} now); use another grid name or --results")
 
 
+def _adds_seeds(saved: dict[str, Any], mine: dict[str, Any]) -> bool:
+    """Whether `mine` is the saved grid with more seeds: every cell done stays a cell of it."""
+    rest = lambda identity: {k: v for k, v in identity.items() if k != "seeds"}  # noqa: E731
+    return rest(saved) == rest(mine) and set(saved.get("seeds", ())) < set(mine.get("seeds", ()))
+
+
 def claim_grid_dir(spec: GridSpec, directory: Path) -> None:
-    """Checks the folder, then creates it and its grid.json (never overwriting one)."""
+    """Checks the folder, then creates it and its grid.json; a spec that adds seeds to the
+    saved one replaces it (the cells already done are cells of the new spec)."""
     check_grid_dir(spec, directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / GRID_FILE
+    written = {"identity": spec.identity(), "spec": spec.to_json()}
     if not path.exists():
-        write_atomic(path, json.dumps({"identity": spec.identity(), "spec": spec.to_json()}, indent=2))
+        write_atomic(path, json.dumps(written, indent=2))
+        return
+    saved = json.loads(path.read_text())["identity"]
+    saved["base"] = TrainConfig.identity_of(saved["base"])
+    if _adds_seeds(saved, json.loads(json.dumps(written["identity"]))):
+        write_atomic(path, json.dumps(written, indent=2))
 
 
 @contextlib.contextmanager

@@ -159,6 +159,22 @@ def test_missing_spec_file_and_unknown_cell(tiny_dataset_dir, tmp_path, capsys):
     assert not (tmp_path / "res").exists()
 
 
+def test_a_spec_that_only_adds_seeds_takes_over_the_folder(tiny_dataset_dir, tmp_path):
+    # More seeds of the same cells extend a finished grid (the cells done stay its cells);
+    # a seed list that drops one, or more seeds with any other change, is another grid.
+    spec = _spec(tiny_dataset_dir).replace(seeds=(0,))
+    folder = tmp_path / "t"
+    claim_grid_dir(spec, folder)
+    with pytest.raises(ValueError, match=r"different spec of grid 't' \(seeds: \[0\] there, \[1\] now\)"):
+        check_grid_dir(spec.replace(seeds=(1,)), folder)
+    with pytest.raises(ValueError, match=r"base.batch_size: 16 there, 32 now"):
+        claim_grid_dir(spec.replace(seeds=(0, 1), base=TINY_BASE.replace(batch_size=32)), folder)
+    claim_grid_dir(spec.replace(seeds=(0, 1)), folder)
+    assert json.loads((folder / "grid.json").read_text())["identity"]["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match=r"seeds: \[0, 1\] there, \[0\] now"):
+        check_grid_dir(spec, folder)
+
+
 def test_a_results_folder_of_another_spec_is_refused(tiny_dataset_dir, tmp_path):
     spec = _spec(tiny_dataset_dir)
     folder = tmp_path / "t"
