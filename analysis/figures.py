@@ -312,6 +312,12 @@ def returns_figure(fits: dict, results_dir: str | None = None):
     ax.set_title("Compute-optimal size, BC vs PAC")
     if drew:
         ax.legend(loc="upper left")
+    else:
+        # An empty log-log frame reads as a plot of nothing; say why it is empty.
+        ax.text(0.5, 0.5, "no isoFLOP fit to draw:\nevery approach-2 fit failed\n(see the report's status lines)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.3")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.minorticks_off()
     fig.tight_layout()
     return fig
 

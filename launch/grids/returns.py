@@ -1,4 +1,4 @@
-"""Return scaling where policies act: 3 presets x 3 FLOP budgets x {BC, PAC} x 1 seed, with
+"""Return scaling where policies act: 3 presets x 3 FLOP budgets x {BC, PAC} x 2 seeds, with
 the comparison's settings (benchmarks.pac_vs_bc): batch 256, discount 0.99, PAC by the
 Monte-Carlo data advantage (returns extended past the time limit) at alpha 0, 10
 evaluation episodes a task.
@@ -11,19 +11,21 @@ evaluation episodes a task.
 Why not the demo or study grids: their budgets (3e10-3e12 at batch 32) give the 130k preset
 at most ~2,500 updates, below where any policy trained here acts (the comparison's 130k
 runs use 9.4e12 FLOPs); this grid reaches 1e13. The report's return table picks each
-budget's lowest-loss size and gives its return over seeds and episodes.
+budget's lowest-loss size (mean held-out loss over seeds) and gives its return over seeds
+and episodes.
 
-Measured (2026-12-01, 2-core CPU VM, `pac grid ... --parallel 2`: 16 cells, 28m39s while
-the cores were shared with other work; then `pac fit results/returns --bootstrap 100` and
-`pac figures`), normalized return of each budget's lowest-loss size, one seed, +- the 95%
-half-width over 10 episodes a task:
-    1e12: BC 37k 0.14 +-0.09, PAC 37k 0.26 +-0.12
-    3e12: BC 37k 0.20 +-0.11, PAC 130k 0.40 +-0.09
-    1e13: BC 130k 0.15 +-0.06, PAC 130k 0.55 +-0.23
-PAC leads BC at every budget and rises with it here; with the returns cut at the time
-limit (the grid's earlier setting) the same cells gave PAC 0.51 / 0.37 / 0.64, so one seed
-does not settle the trend: single cells moved by up to 0.24 between the two settings.
-More seeds are the next step.
+Measured (2026-12-01, 2-core CPU VM, `pac grid ... --parallel 2`: seed 0's 16 cells in
+28m39s on shared cores, seed 1's added to the same folder in 25m20s alone; then `pac fit
+results/returns --bootstrap 100` and `pac figures`; results/returns/report.md and
+returns.png are committed), normalized return of each budget's lowest-loss size, mean of
+the two seeds [seed 0, seed 1], +- the mean 95% half-width over 10 episodes a task:
+    1e12: BC 37k 0.15 [0.14, 0.16] +-0.09    PAC 37k 0.19 [0.26, 0.13] +-0.09
+    3e12: BC 37k 0.21 [0.20, 0.22] +-0.13    PAC 130k 0.32 [0.40, 0.24] +-0.09
+    1e13: BC 130k 0.16 [0.15, 0.17] +-0.07   PAC 130k 0.59 [0.55, 0.62] +-0.16
+PAC's return rises with budget in both seeds and leads BC at every budget and seed; BC's
+stays at 0.15-0.21. Two seeds make a range, not an interval: the report's "95% CI over
+seeds" is the bootstrap of two values, i.e. their range. The held-out loss laws of this
+grid are degenerate (two sizes at 1e12, shallow valleys) and the report says so.
 """
 
 from harness.config import TrainConfig
