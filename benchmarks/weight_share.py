@@ -40,7 +40,8 @@ def weight_share(run_dir: Path, batches: int = 32, top_fraction: float = 0.25, s
     state = checkpoints.restore(step, job.learner.init(config.seed))
     arrays = job.train_sampler.split_arrays()
     top = np.concatenate([
-        (t.arrays["episode_returns"] >= np.quantile(t.arrays["episode_returns"], 1.0 - top_fraction))[t.transition_episode()]
+        np.isin(np.arange(t.num_episodes), sampler_lib.top_episodes(t.arrays["episode_returns"], top_fraction))[
+            t.transition_episode()]
         for t in job.dataset.tasks])
     task_names = job.dataset.task_names
     sums = np.zeros((len(task_names), 3))  # weight on top, weight, top transitions / transitions

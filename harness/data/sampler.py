@@ -170,6 +170,13 @@ class ObservationNormalizer:
         return cls(np.zeros((num_tasks, max_obs), np.float32), np.ones((num_tasks, max_obs), np.float32))
 
 
+def top_episodes(returns: np.ndarray, fraction: float) -> np.ndarray:
+    """Sorted indices of the best `fraction` of episodes by return (at least one; ties kept
+    in index order): filtered BC's rule, and what the diagnostics call top episodes."""
+    keep = max(1, int(round(fraction * len(returns))))
+    return np.sort(np.argsort(-np.asarray(returns), kind="stable")[:keep])
+
+
 def load_dataset(directory: str | os.PathLike, tasks: Sequence[str] | None = None,
                  verify_checksum: bool = True) -> MultiTaskDataset:
     """Loads the given tasks (default: all in `directory`) into memory."""
@@ -258,9 +265,7 @@ class Sampler:
             episodes = {"train": train_eps, "valid": valid_eps, "all": np.arange(t.num_episodes)}[split]
             if top_episode_fraction < 1.0 and len(episodes):
                 # Filtered BC's data: the best episodes of the split, by return.
-                keep = max(1, int(round(top_episode_fraction * len(episodes))))
-                by_return = np.argsort(-a["episode_returns"][episodes], kind="stable")
-                episodes = np.sort(episodes[by_return[:keep]])
+                episodes = episodes[top_episodes(a["episode_returns"][episodes], top_episode_fraction)]
             in_split = np.isin(t.transition_episode(), episodes)
             chosen.append((np.flatnonzero(in_split) + trans_offset, t.transition_observation_index()[in_split] + obs_offset))
             obs_offset += a["observations"].shape[0]
