@@ -314,7 +314,7 @@ def returns_figure(fits: dict, results_dir: str | None = None):
         ax.legend(loc="upper left")
     else:
         # An empty log-log frame reads as a plot of nothing; say why it is empty.
-        ax.text(0.5, 0.5, "no isoFLOP fit to draw:\nevery approach-2 fit failed\n(see the report's status lines)",
+        ax.text(0.5, 0.5, "no isoFLOP fit to draw:\nnone usable (failed or degenerate)\n(see the report's status lines)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.3")
         ax.set_xticks([]), ax.set_yticks([])
         ax.minorticks_off()

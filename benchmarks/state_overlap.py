@@ -9,12 +9,13 @@ dimension) from other episodes, and the share of them that belong to the task's
 top-quarter episodes by return (filtered BC's rule, `sampler.top_episodes`). `auc` is how
 well that share predicts the transition's own episode being top-quarter (0.5: the states
 are shared alike; 1: they separate the two). Leaving out the transition's own episode
-biases the share down for good transitions by about 1 / (number of good episodes): a few
-hundredths below 0.5 for a dataset of a few good episodes, nothing for the demo's 100-200.
+biases the share down for good transitions, relatively by about 1 / (number of good
+episodes): the AUC falls below 0.5 for a dataset of a few good episodes, not for the
+demo's 100-200.
 
 Measured (2026-12-01, 2-core CPU VM, demo data, defaults): AUC 0.81 (ball_in_cup), 0.98
-(cartpole), 0.90 (point_mass), 0.86 (reacher); a top-quarter transition's neighbours are
-51-84% top-quarter, another's 6-17%.
+(cartpole), 0.90 (point_mass), 0.85 (reacher); a top-quarter transition's neighbours are
+51-85% top-quarter, another's 6-17%.
 """
 
 from __future__ import annotations

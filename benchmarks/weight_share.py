@@ -1,5 +1,7 @@
 """Where a trained run's improvement weights pull the policy: the share of their mass on
-each task's top-quarter episodes by return (filtered BC's data, which gets all of it).
+each task's top-quarter episodes by return (filtered BC's rule, `sampler.top_episodes`,
+over all the task's episodes; filtered BC applies it to the training split's and gives
+those all of its weight).
 
     python -m benchmarks.weight_share results/pac_vs_bc/pac_a0/*/     # its run folders (the / skips grid.json)
     python -m benchmarks.weight_share RUN_DIR --batches 64 --json out.json

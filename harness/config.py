@@ -83,7 +83,7 @@ class TrainConfig:
     # critic of one-step RL), so its scale does not wait on the target network. Measured,
     # not adopted (2026-12-01, 2-core CPU, demo data, the comparison's PAC: 130k, 5k updates
     # at batch 256, discount 0.99, MC advantage; calibration seeds 7 and 8, 10 episodes a
-    # task): its V(s) spans the returns' spread (std 43-47 vs 44-49; 'expected' 7-9), the
+    # task): its V(s) spans the returns' spread (std 31-47 vs 33-49; 'expected' 7-9), the
     # advantage left is 6-13, the weights' share on the top-quarter episodes falls from
     # 46-77% to 19-38% (their transitions' share: 24-25%), and the return from 0.59 to 0.51
     # (0.55 at advantage_kl_epsilon 0.3); README, "PAC vs BC, calibrated", has the table.

@@ -9,6 +9,7 @@ Passes per update (the structure `harness.update_passes` counts):
   target net on s:  encode + policy + critic on N sampled actions  -> improvement weights
                     (policy_improvement='data_advantage': and on the data action, N + 1)
   target net on s': encode + policy + critic on N' sampled actions -> TD target
+                    (none with critic_target='monte_carlo': the data's return is the target)
   online net on s:  encode + policy + critic on the data action    -> losses, with grads
                     (with gradient_clipping='per_loss' the encoder's backward runs once
                     per loss, so that each loss's gradient is clipped separately)
@@ -321,7 +322,8 @@ class Learner:
 
     def _target_passes(self, target_params, batch: Batch, key):
         """The target network's passes (no gradients): N policy samples at s with their Q
-        (the improvement weights' inputs) and the projected TD target at s'."""
+        (the improvement weights' inputs) and the critic's target: the projected TD target at s',
+        or with critic_target 'monte_carlo' the two-hot of the data's return-to-go."""
         cfg, net, model = self.hyperparams, self.networks, self.networks.config
         fmask = batch.action_mask.astype(jnp.float32)
         sample_key, next_key = jax.random.split(key)

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Optional, Sequence
 from harness import run_folder
 from launch import index as index_lib
 from launch.cells import Cell, expand, select
-from launch.grid_folder import claim_grid_dir, grid_dir, grid_lock, initial_rows
+from launch.grid_folder import check_grid_dir, claim_grid_dir, grid_dir, grid_lock, initial_rows
 from launch.spec import GridSpec
 
 
@@ -117,8 +117,12 @@ def launch(spec: GridSpec, results_root: Optional[str | os.PathLike] = None, onl
     cells = expand(spec)
     select(cells, only)  # an unknown cell is refused before anything is written
     directory = grid_dir(spec, results_root)
-    claim_grid_dir(spec, directory)
+    check_grid_dir(spec, directory)  # refused before anything is written
+    directory.mkdir(parents=True, exist_ok=True)
     with grid_lock(directory):
+        # Under the lock: a spec that adds seeds rewrites grid.json, which must never
+        # happen beside a running launcher (it would list seeds that launcher is not running).
+        claim_grid_dir(spec, directory)
         grid = grid_jobs(spec, directory, only, cells)
         if prepare:
             prepare_folders(grid)

@@ -168,7 +168,7 @@ def test_returns_figure_draws_the_compute_optimal_return_with_its_interval(tmp_p
     assert "95% CI" in fig.axes[0].get_title()
     # No isoFLOP fit in these fits: the right panel says so instead of drawing empty axes.
     assert [t.get_text() for t in fig.axes[1].texts] == [
-        "no isoFLOP fit to draw:\nevery approach-2 fit failed\n(see the report's status lines)"]
+        "no isoFLOP fit to draw:\nnone usable (failed or degenerate)\n(see the report's status lines)"]
     # Without the results folder: the points and a best-so-far line, no intervals.
     assert not figures.returns_figure(fits).axes[0].containers
 

@@ -175,6 +175,20 @@ def test_a_spec_that_only_adds_seeds_takes_over_the_folder(tiny_dataset_dir, tmp
         check_grid_dir(spec, folder)
 
 
+def test_a_launch_that_adds_seeds_beside_a_running_launcher_leaves_grid_json_alone(tiny_dataset_dir, tmp_path):
+    from launch import grid_folder, jobs
+
+    spec = _spec(tiny_dataset_dir, results_root=str(tmp_path)).replace(seeds=(0,))
+    folder = tmp_path / "t"
+    claim_grid_dir(spec, folder)
+    saved = (folder / "grid.json").read_bytes()
+    with grid_folder.grid_lock(folder):  # a launcher of the saved spec is running
+        with pytest.raises(ValueError, match="another launcher"):
+            with jobs.launch(spec.replace(seeds=(0, 1)), prepare=False):
+                pass
+    assert (folder / "grid.json").read_bytes() == saved
+
+
 def test_a_results_folder_of_another_spec_is_refused(tiny_dataset_dir, tmp_path):
     spec = _spec(tiny_dataset_dir)
     folder = tmp_path / "t"
