@@ -1,4 +1,4 @@
-"""Return scaling where policies act: 3 presets x 3 FLOP budgets x {BC, PAC} x 2 seeds, with
+"""Return scaling where policies act: 3 presets x 3 FLOP budgets x {BC, PAC} x 3 seeds, with
 the comparison's settings (benchmarks.pac_vs_bc): batch 256, discount 0.99, PAC by the
 Monte-Carlo data advantage (returns extended past the time limit) at alpha 0, 10
 evaluation episodes a task.
@@ -15,17 +15,18 @@ budget's lowest-loss size (mean held-out loss over seeds) and gives its return o
 and episodes.
 
 Measured (2026-12-01, 2-core CPU VM, `pac grid ... --parallel 2`: seed 0's 16 cells in
-28m39s on shared cores, seed 1's added to the same folder in 25m20s alone; then `pac fit
-results/returns --bootstrap 100` and `pac figures`; results/returns/report.md and
-returns.png are committed), normalized return of each budget's lowest-loss size, mean of
-the two seeds [seed 0, seed 1], +- the mean 95% half-width over 10 episodes a task:
-    1e12: BC 37k 0.15 [0.14, 0.16] +-0.09    PAC 37k 0.19 [0.26, 0.13] +-0.09
-    3e12: BC 37k 0.21 [0.20, 0.22] +-0.13    PAC 130k 0.32 [0.40, 0.24] +-0.09
-    1e13: BC 130k 0.16 [0.15, 0.17] +-0.07   PAC 130k 0.59 [0.55, 0.62] +-0.16
-PAC's return rises with budget in both seeds and leads BC at every budget and seed; BC's
-stays at 0.15-0.21. Two seeds make a range, not an interval: the report's "95% CI over
-seeds" is the bootstrap of two values, i.e. their range. The held-out loss laws of this
-grid are degenerate (two sizes at 1e12, shallow valleys) and the report says so.
+28m39s on shared cores; seeds 1 and 2 added to the same folder by listing them here, ~25
+minutes each alone; then `pac fit results/returns --bootstrap 100` and `pac figures`;
+results/returns/report.md and returns.png are committed), normalized return of each
+budget's lowest-loss size (mean held-out loss over the seeds), mean [95% bootstrap
+interval over the 3 seeds] (seeds 0 / 1 / 2), +- the mean 95% half-width over 10 episodes:
+    1e12: BC 37k  0.12 [0.07, 0.16] (0.14 / 0.16 / 0.07)  PAC 37k  0.18 [0.13, 0.26] (0.26 / 0.12 / 0.14)
+    3e12: BC 130k 0.11 [0.11, 0.12] (0.11 / 0.12 / 0.11)  PAC 130k 0.36 [0.24, 0.43] (0.40 / 0.24 / 0.43)
+    1e13: BC 130k 0.16 [0.15, 0.17] (0.15 / 0.17 / 0.15)  PAC 130k 0.58 [0.55, 0.62] (0.55 / 0.62 / 0.57)
+episodes' half-widths +-0.07-0.14. PAC's return rises with budget in every seed and its
+mean leads BC's at every budget (per seed it trails once: 1e12, seed 1, 0.12 vs 0.16); BC's
+stays at 0.11-0.16. The held-out loss laws of this grid are degenerate (two sizes at 1e12,
+shallow valleys) and the report says so.
 """
 
 from harness.config import TrainConfig
@@ -38,10 +39,10 @@ def get_config() -> GridSpec:
         presets=("37k", "130k", "250k"),
         budgets=(1e12, 3e12, 1e13),
         alphas=(1.0, 0.0),
-        # Two seeds (intervals over seeds and over the 10 evaluation episodes): ~30 minutes
-        # a seed on 2 cores. The comparison (benchmarks.pac_vs_bc) gives the 5-seed
+        # Three seeds (intervals over seeds and over the 10 evaluation episodes): ~25-30
+        # minutes a seed on 2 cores. The comparison (benchmarks.pac_vs_bc) gives the 5-seed
         # intervals at 130k, 9.4e12 FLOPs.
-        seeds=(0, 1),
+        seeds=(0, 1, 2),
         dataset="results/data/demo",
         base=TrainConfig(
             batch_size=256,
