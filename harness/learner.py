@@ -328,10 +328,7 @@ class Learner:
         fmask = batch.action_mask.astype(jnp.float32)
         sample_key, next_key = jax.random.split(key)
         bootstrap = cfg.critic_target != "monte_carlo"  # the Monte-Carlo target never looks at s'
-        if not bootstrap:
-            target_latents = net.encode(target_params, _inputs(batch))
-            target_policy = net.policy_logits(target_params, target_latents)
-        elif cfg.merge_target_encodes:
+        if bootstrap and cfg.merge_target_encodes:
             # One encoder and one policy call on [s; s'] (same math, larger matmuls).
             both = jax.tree.map(lambda x, y: jnp.concatenate([x, y]), _inputs(batch), _inputs(batch, next_state=True))
             latents = net.encode(target_params, both)
@@ -340,8 +337,9 @@ class Learner:
         else:
             target_latents = net.encode(target_params, _inputs(batch))
             target_policy = net.policy_logits(target_params, target_latents)
-            next_latents = net.encode(target_params, _inputs(batch, next_state=True))
-            next_policy = net.policy_logits(target_params, next_latents)
+            if bootstrap:
+                next_latents = net.encode(target_params, _inputs(batch, next_state=True))
+                next_policy = net.policy_logits(target_params, next_latents)
         sampled_bins = losses.sample_action_bins(sample_key, target_policy, cfg.num_sampled_actions, cfg.action_sampling)
         sampled_actions = discretization.bin_to_action(sampled_bins, model.num_action_bins) * fmask[:, None]
         if cfg.policy_improvement == "data_advantage":

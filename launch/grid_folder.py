@@ -46,11 +46,7 @@ def check_grid_dir(spec: GridSpec, directory: Path) -> None:
         if any(p for p in directory.iterdir() if p.name != LOCK_FILE):
             raise ValueError(f"{directory} exists but holds no {GRID_FILE}: not a grid folder; use another --results")
         return
-    try:
-        saved = json.loads(path.read_text())["identity"]
-        saved["base"] = TrainConfig.identity_of(saved["base"])  # fields added since: their defaults
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: unreadable grid spec ({err}); use another --results") from None
+    saved = _saved_identity(path)
     mine = json.loads(json.dumps(spec.identity()))
     if _adds_seeds(saved, mine):
         return  # the same cells and more seeds of them: claim_grid_dir records the new spec
@@ -63,6 +59,16 @@ def check_grid_dir(spec: GridSpec, directory: Path) -> None:
                 there, now = saved.get(key), mine.get(key)
             raise ValueError(f"{directory} belongs to a different spec of grid {spec.name!r} ({key}: {there!r} there, "
                              f"{now!r} now); use another grid name or --results")
+
+
+def _saved_identity(path: Path) -> dict[str, Any]:
+    """grid.json's identity, its base completed by the fields added since (their defaults)."""
+    try:
+        saved = json.loads(path.read_text())["identity"]
+        saved["base"] = TrainConfig.identity_of(saved["base"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: unreadable grid spec ({err}); use another --results") from None
+    return saved
 
 
 def _adds_seeds(saved: dict[str, Any], mine: dict[str, Any]) -> bool:
@@ -81,9 +87,7 @@ def claim_grid_dir(spec: GridSpec, directory: Path) -> None:
     if not path.exists():
         write_atomic(path, json.dumps(written, indent=2))
         return
-    saved = json.loads(path.read_text())["identity"]
-    saved["base"] = TrainConfig.identity_of(saved["base"])
-    if _adds_seeds(saved, json.loads(json.dumps(written["identity"]))):
+    if _adds_seeds(_saved_identity(path), json.loads(json.dumps(written["identity"]))):
         write_atomic(path, json.dumps(written, indent=2))
 
 
