@@ -194,7 +194,9 @@ def build_job(config: TrainConfig, *, plan: RunPlan | None = None, dataset: samp
     if dataset is not None:
         options = sampler_options(config, plan)
         train_sampler = sampler_lib.Sampler(dataset, config.batch_size, "train", seed=config.seed,
-                                            top_episode_fraction=config.top_episode_fraction, **options)
+                                            top_episode_fraction=config.top_episode_fraction,
+                                            sample_weighting=config.sample_weighting,
+                                            sample_kl_epsilon=config.sample_kl_epsilon, **options)
         valid_sampler = sampler_lib.Sampler(dataset, config.valid_batch_size, "valid", **options)
     networks = make_networks(plan.model)
     return Job(config, plan, dataset, train_sampler, valid_sampler, networks,

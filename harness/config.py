@@ -37,6 +37,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "obs_value_embedding": ("lookup", "linear"), "attention": ("einsum", "xla", "cudnn"),
     "action_sampling": ("gumbel", "inverse_cdf"), "policy_improvement": ("sampled", "data_advantage"),
     "advantage_estimate": ("critic", "monte_carlo"), "mc_return_tail": ("cut", "extend"), "advantage_baseline": ("critic", "calibrated"), "task_weighting": ("uniform", "transitions"),
+    "sample_weighting": ("uniform", "episode_return", "return_to_go"),
     "compute_dtype": ("float32", "bfloat16")}
 # How a bool field is spelled in text (any case), in flags and --set alike.
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -127,6 +128,15 @@ class TrainConfig:
     # Filtered BC: train only on each task's top fraction of training episodes by return
     # (1 = all of them). With alpha = 1 this is the "BC on the best data" reference.
     top_episode_fraction: float = 1.0
+    # How training draws a transition inside its task: 'uniform', or tilted toward the
+    # data's better behaviour, p proportional to exp(z / T) with z the standardized
+    # 'episode_return' (trajectory weighting, Hong et al. 2023: a soft filtered BC) or
+    # 'return_to_go' (the mc_return at `discount`), T set so that KL(p || uniform) =
+    # sample_kl_epsilon per task. A sampler, not a loss weight: every example of a batch
+    # counts fully, where weights of the same KL leave an effective batch of a quarter.
+    # Held-out losses stay on the uniform valid split.
+    sample_weighting: str = "uniform"
+    sample_kl_epsilon: float = 1.0
     # Observation value embedding: 'lookup' (interpolated table on +-obs_value_range std)
     # or 'linear' (x * w_d + e_d per dimension); see models.networks.ProprioTokenizer.
     obs_value_embedding: str = "lookup"
@@ -216,7 +226,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         for name in ("learning_rate", "initial_temperature", "temperature_learning_rate", "kl_epsilon", "min_temperature",
-                     "advantage_kl_epsilon"):
+                     "advantage_kl_epsilon", "sample_kl_epsilon"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
         for name in ("policy_max_grad_norm", "critic_max_grad_norm", "max_grad_norm"):

@@ -144,6 +144,55 @@ def test_top_episode_fraction_keeps_the_best_episodes(dataset):
         sampler_lib.Sampler(dataset, batch_size=8, top_episode_fraction=0)
 
 
+def test_tilted_probabilities_sit_at_the_kl_bound_and_rank_by_value():
+    values = np.random.default_rng(0).normal(size=5000)
+    for epsilon in (0.1, 1.0, np.log(4)):
+        p = sampler_lib.kl_tilted_probabilities(values, epsilon)
+        assert abs(np.sum(p * np.log(p * len(p))) - epsilon) < 1e-6 and abs(p.sum() - 1) < 1e-9
+        assert np.all(np.diff(p[np.argsort(values)]) >= 0)  # a higher value is never drawn less
+    np.testing.assert_allclose(sampler_lib.kl_tilted_probabilities(np.ones(7), 1.0), np.full(7, 1 / 7))
+    # Two distinct values can move at most log(n / n_max) from uniform: the steepest tilt.
+    steep = sampler_lib.kl_tilted_probabilities(np.array([0.0, 0.0, 0.0, 1.0]), 5.0)
+    np.testing.assert_allclose(steep, [0, 0, 0, 1], atol=1e-9)
+
+
+def test_alias_tables_draw_their_distribution():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.full(50, 0.3))
+    keep, other = sampler_lib.alias_tables(p)
+    k = rng.integers(0, 50, 400_000)
+    draws = np.where(rng.random(k.size) < keep[k], k, other[k])
+    np.testing.assert_allclose(np.bincount(draws, minlength=50) / k.size, p, atol=0.004)
+
+
+@pytest.mark.parametrize("weighting", ["episode_return", "return_to_go"])
+def test_weighted_sampling_tilts_draws_toward_better_behaviour_on_host_and_device(tiny_dataset_dir, weighting):
+    import jax
+
+    from harness.data import device_sampler
+
+    dataset = sampler_lib.load_dataset(tiny_dataset_dir)
+    uniform = sampler_lib.Sampler(dataset, 64, "train", seed=2)
+    tilted = sampler_lib.Sampler(dataset, 64, "train", seed=2, sample_weighting=weighting, sample_kl_epsilon=1.0)
+    arrays = jax.device_put(tilted.split_arrays())
+    on_device = jax.device_get(jax.jit(device_sampler.sample, static_argnums=2)(arrays, jax.random.key(0), 20_000))
+    base, host = uniform.sample(20_000), tilted.sample(20_000)
+    for tid in range(len(dataset.tasks)):
+        rows = lambda b: b.task_id == tid  # noqa: E731
+        # Task shares are the task weighting's; inside a task the draw favours high returns.
+        assert abs(np.mean(rows(host)) - np.mean(rows(base))) < 0.02
+        assert abs(np.mean(rows(on_device)) - np.mean(rows(base))) < 0.02
+        assert np.mean(host.mc_return[rows(host)]) > np.mean(base.mc_return[rows(base)])
+        # The device draws what the host draws: equal means within 4 standard errors.
+        device_returns, host_returns = on_device.mc_return[rows(on_device)], host.mc_return[rows(host)]
+        standard_error = np.sqrt(device_returns.var() / device_returns.size + host_returns.var() / host_returns.size)
+        assert abs(device_returns.mean() - host_returns.mean()) < 4 * standard_error
+    with pytest.raises(ValueError, match=r"^sample_weighting='best'; allowed: uniform, episode_return, return_to_go$"):
+        sampler_lib.Sampler(dataset, 8, sample_weighting="best")
+    with pytest.raises(ValueError, match=r"^sample_kl_epsilon=0 must be > 0$"):
+        sampler_lib.Sampler(dataset, 8, sample_weighting=weighting, sample_kl_epsilon=0)
+
+
 def test_uniform_task_weighting_balances_tasks(dataset):
     b = sampler_lib.Sampler(dataset, batch_size=4000, seed=0).sample()
     assert abs(np.mean(b.task_id == 0) - 0.5) < 0.05

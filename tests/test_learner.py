@@ -46,6 +46,8 @@ def test_cells_differing_in_alpha_seed_and_length_share_one_program(tiny_dataset
     (dict(min_temperature=0.5), r"^initial_temperature=0.1 must be >= min_temperature=0.5$"),
     (dict(critic_max_grad_norm=-1.0), r"^critic_max_grad_norm=-1.0 must be > 0 \(inf = no clipping\)$"),
     (dict(top_episode_fraction=0.0), r"^top_episode_fraction=0.0 must be in \(0, 1\]$"),
+    (dict(sample_weighting="best"), r"^sample_weighting='best'; allowed: uniform, episode_return, return_to_go$"),
+    (dict(sample_kl_epsilon=0.0), r"^sample_kl_epsilon=0.0 must be > 0$"),
 ])
 def test_bad_critic_and_clipping_settings_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):

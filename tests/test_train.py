@@ -225,9 +225,14 @@ def test_every_sampler_setting_of_the_config_reaches_the_job(tiny_dataset_dir):
     renamed = {"mc_discount": "discount"}
     for name in inspect.signature(Sampler).parameters:
         field = renamed.get(name, name)
+        # The train sampler's own choices (the held-out split stays whole and uniform).
+        train_only = ("top_episode_fraction", "sample_weighting", "sample_kl_epsilon")
         if field in {f.name for f in dataclasses.fields(TrainConfig)} and name not in ("dataset", "batch_size", "seed",
-                                                                                        "top_episode_fraction"):
+                                                                                        *train_only):
             assert name in options, name
+    tilted = build_job(config.replace(sample_weighting="episode_return"))
+    assert tilted.train_sampler.split_arrays().alias_keep is not None
+    assert tilted.valid_sampler.split_arrays().alias_keep is None
     cut = build_job(config.replace(mc_return_tail="cut")).train_sampler.split_arrays().mc_returns
     extended = build_job(config.replace(mc_return_tail="extend")).train_sampler.split_arrays().mc_returns
     assert np.all(extended >= cut - 1e-4) and np.any(extended > cut + 1e-3)

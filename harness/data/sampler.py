@@ -48,6 +48,11 @@ class SplitArrays(NamedTuple):
     split_starts: np.ndarray  # int32 [tasks]: first split position of each task
     split_sizes: np.ndarray  # int32 [tasks]
     task_weights: np.ndarray  # float32 [tasks]: the probability of drawing each task
+    # Walker alias tables of a weighted draw inside each task (None: uniform; see
+    # `alias_tables`): position k of a task's slice is kept with alias_keep[k], else
+    # replaced by alias_other[k] (a position of the same slice).
+    alias_keep: np.ndarray | None  # float32 [split positions]
+    alias_other: np.ndarray | None  # int32 [split positions]
     observation_mask: np.ndarray  # bool [tasks, max_obs]
     action_mask: np.ndarray  # bool [tasks, max_act]
 
@@ -170,6 +175,52 @@ class ObservationNormalizer:
         return cls(np.zeros((num_tasks, max_obs), np.float32), np.ones((num_tasks, max_obs), np.float32))
 
 
+SAMPLE_WEIGHTINGS = ("uniform", "episode_return", "return_to_go")
+
+
+def kl_tilted_probabilities(values: np.ndarray, kl_epsilon: float) -> np.ndarray:
+    """p_i proportional to exp(z_i / T), z the standardized values, T solved (bisection on
+    log T) so that KL(p || uniform) = kl_epsilon; the steepest tilt tried (T = 1e-4) when
+    even that lies closer than kl_epsilon; uniform when the values are all equal."""
+    values = np.asarray(values, np.float64)
+    n = len(values)
+    if n == 0 or np.ptp(values) == 0:
+        return np.full(n, 1.0 / max(n, 1))
+    z = (values - values.mean()) / values.std()
+
+    def tilted(log_temperature):
+        p = np.exp((z - z.max()) / np.exp(log_temperature))
+        return p / p.sum()
+
+    def kl(p):
+        return float(np.sum(p * np.log(np.maximum(p * n, 1e-300))))
+
+    low, high = np.log(1e-4), np.log(1e4)  # the KL falls as T grows
+    if kl(tilted(low)) <= kl_epsilon:
+        return tilted(low)
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if kl(tilted(mid)) > kl_epsilon else (low, mid)
+    return tilted(high)
+
+
+def alias_tables(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias tables of a distribution over n items: draw k uniformly, keep it with
+    probability keep[k], else take other[k]. Exact in float32, where an inverse-CDF over
+    10^5 items would lose the small probabilities to rounding."""
+    n = len(probabilities)
+    scaled = np.asarray(probabilities, np.float64) * n / np.sum(probabilities)
+    keep, other = np.ones(n), np.arange(n)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        keep[s], other[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return keep.astype(np.float32), other.astype(np.int32)
+
+
 def top_episodes(returns: np.ndarray, fraction: float) -> np.ndarray:
     """Sorted indices of the best `fraction` of episodes by return (at least one; ties kept
     in index order): filtered BC's rule, and what the diagnostics call top episodes."""
@@ -206,13 +257,20 @@ class Sampler:
         `returns_to_go`).
       top_episode_fraction: keep only the split's episodes whose return is in this top
         fraction of the task's split (1 = all; 0.25 = "filtered BC" on the best quarter).
+      sample_weighting: how a transition is drawn inside its task: 'uniform', or tilted
+        toward high 'episode_return' (trajectory weighting, Hong et al. 2023) or high
+        'return_to_go' (the batches' mc_return): p proportional to exp(z / T), z the value
+        standardized over the task's split, T set by sample_kl_epsilon.
+      sample_kl_epsilon: KL(p || uniform) of each task's tilted draw (log 4 = 1.39 is as
+        concentrated as keeping a quarter of the episodes).
     """
 
     def __init__(self, dataset: MultiTaskDataset, batch_size: int, split: Literal["train", "valid", "all"] = "train",
                  seed: int = 0, max_observation_dim: int | None = None, max_action_dim: int | None = None,
                  task_weighting: Literal["uniform", "transitions"] = "uniform", valid_fraction: float = 0.1,
                  reward_scale: Mapping[str, float] | None = None, normalize_observations: bool = True,
-                 mc_discount: float = 0.99, top_episode_fraction: float = 1.0, mc_return_tail: str = "cut"):
+                 mc_discount: float = 0.99, top_episode_fraction: float = 1.0, mc_return_tail: str = "cut",
+                 sample_weighting: str = "uniform", sample_kl_epsilon: float = 1.0):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if split not in ("train", "valid", "all"):
@@ -221,6 +279,10 @@ class Sampler:
             raise ValueError(f"task_weighting={task_weighting!r}; allowed: 'uniform', 'transitions'")
         if not 0.0 < top_episode_fraction <= 1.0:
             raise ValueError(f"top_episode_fraction={top_episode_fraction} must be in (0, 1]")
+        if sample_weighting not in SAMPLE_WEIGHTINGS:
+            raise ValueError(f"sample_weighting={sample_weighting!r}; allowed: {', '.join(SAMPLE_WEIGHTINGS)}")
+        if not sample_kl_epsilon > 0:
+            raise ValueError(f"sample_kl_epsilon={sample_kl_epsilon} must be > 0")
         self.batch_size = batch_size
         self.task_weighting = task_weighting
         self.max_observation_dim = max_observation_dim or dataset.max_observation_dim
@@ -240,7 +302,7 @@ class Sampler:
         self.normalizer: ObservationNormalizer | None = None
         if normalize_observations:
             self.normalizer = ObservationNormalizer.identity(len(dataset.tasks), self.max_observation_dim)
-        observations, actions, rewards, discounts, mc_returns, chosen = [], [], [], [], [], []
+        observations, actions, rewards, discounts, mc_returns, chosen, alias = [], [], [], [], [], [], []
         obs_offset = trans_offset = 0
         self._observation_mask = np.zeros((len(dataset.tasks), self.max_observation_dim), bool)
         self._action_mask = np.zeros((len(dataset.tasks), self.max_action_dim), bool)
@@ -267,6 +329,11 @@ class Sampler:
                 # Filtered BC's data: the best episodes of the split, by return.
                 episodes = episodes[top_episodes(a["episode_returns"][episodes], top_episode_fraction)]
             in_split = np.isin(t.transition_episode(), episodes)
+            if sample_weighting != "uniform":
+                values = (a["episode_returns"][t.transition_episode()[in_split]] if sample_weighting == "episode_return"
+                          else mc_returns[-1][in_split])
+                keep, other = alias_tables(kl_tilted_probabilities(values, sample_kl_epsilon))
+                alias.append((keep, other + sum(len(c[0]) for c in chosen)))
             chosen.append((np.flatnonzero(in_split) + trans_offset, t.transition_observation_index()[in_split] + obs_offset))
             obs_offset += a["observations"].shape[0]
             trans_offset += t.num_transitions
@@ -290,7 +357,9 @@ class Sampler:
             transition=self._transition.astype(np.int32, copy=False), obs_row=self._obs_row.astype(np.int32, copy=False),
             split_starts=self._split_starts.astype(np.int32, copy=False), split_sizes=self.split_sizes.astype(np.int32, copy=False),
             task_weights=self.task_weights().astype(np.float32, copy=False), observation_mask=self._observation_mask,
-            action_mask=self._action_mask)
+            action_mask=self._action_mask,
+            alias_keep=np.concatenate([k for k, _ in alias]) if alias else None,
+            alias_other=np.concatenate([o for _, o in alias]).astype(np.int32) if alias else None)
 
     @property
     def num_transitions(self) -> int:
@@ -308,8 +377,14 @@ class Sampler:
     def _positions(self, rng: np.random.Generator, size: int) -> np.ndarray:
         if self.task_weighting == "uniform":
             task = self._tasks_present[rng.integers(0, len(self._tasks_present), size)]
-            return self._split_starts[task] + (rng.random(size) * self.split_sizes[task]).astype(np.int64)
-        return rng.integers(0, self.num_transitions, size)
+            position = self._split_starts[task] + (rng.random(size) * self.split_sizes[task]).astype(np.int64)
+        else:
+            position = rng.integers(0, self.num_transitions, size)
+        if self._split.alias_keep is None:
+            return position
+        # The alias step keeps the task (its tables point inside the task's slice).
+        keep = rng.random(size) < self._split.alias_keep[position]
+        return np.where(keep, position, self._split.alias_other[position])
 
     def _gather(self, position: np.ndarray) -> Batch:
         return gather(self.split_arrays(), position, self._task_of[position])
