@@ -11,7 +11,9 @@ weights over `--batches` batches of the training split, drawn as training draws 
 (tasks uniformly): per task, the weights' share on transitions of the top quarter of
 that task's episodes against those transitions' share of the batch (BC's weights are
 uniform, so its share equals the transitions' share, about 0.25); and the advantage's two
-terms, the data action's value and the baseline V(s): their spreads and correlation.
+terms, the data action's value and the baseline V(s): their spreads and correlation; the
+task's mean weight; the weights' mass on the first fifth of each episode; and their rank
+correlation with the sampler's return-to-go tilt (`sample_weighting`) at the same KL.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from harness import run_folder
 from harness.builder import build_job
@@ -46,8 +49,21 @@ def weight_share(run_dir: Path, batches: int = 32, top_fraction: float = 0.25, s
             t.transition_episode()]
         for t in job.dataset.tasks])
     task_names = job.dataset.task_names
+    # Where in its episode each transition lies (0 = first step), and the sampler's
+    # return-to-go tilt at the weights' KL (`sample_weighting` 'return_to_go', as a ratio to
+    # uniform): how far the weights are a plain return tilt.
+    episode_fraction = np.concatenate([
+        (np.arange(t.num_transitions) - np.repeat(np.cumsum(t.arrays["episode_lengths"]) - t.arrays["episode_lengths"],
+                                                  t.arrays["episode_lengths"])) / np.repeat(t.arrays["episode_lengths"],
+                                                                                            t.arrays["episode_lengths"])
+        for t in job.dataset.tasks])
+    tilt = np.zeros(len(arrays.transition))
+    for i in range(len(task_names)):
+        rows = slice(arrays.split_starts[i], arrays.split_starts[i] + arrays.split_sizes[i])
+        tilt[rows] = arrays.split_sizes[i] * sampler_lib.kl_tilted_probabilities(
+            arrays.mc_returns[arrays.transition[rows]], config.advantage_kl_epsilon)
     sums = np.zeros((len(task_names), 3))  # weight on top, weight, top transitions / transitions
-    values, baselines, tasks = [], [], []
+    values, baselines, tasks, all_weights, tilts, early = [], [], [], [], [], []
     rng = np.random.default_rng(seed)
     for index in range(batches):
         task = rng.integers(0, len(task_names), config.batch_size)
@@ -59,15 +75,29 @@ def weight_share(run_dir: Path, batches: int = 32, top_fraction: float = 0.25, s
         values.append(batch.mc_return if config.advantage_estimate == "monte_carlo" else sampled_q[:, -1])
         baselines.append(sampled_q[:, :-1].mean(axis=1))
         tasks.append(task)
+        all_weights.append(weights)
+        tilts.append(tilt[position])
+        early.append(episode_fraction[arrays.transition[position]] < 0.2)
         in_top = top[arrays.transition[position]]
         for i in range(len(task_names)):
             rows = task == i
             sums[i] += [weights[rows & in_top].sum(), weights[rows].sum(), in_top[rows].mean() if rows.any() else 0.0]
-    values, baselines, tasks = map(np.concatenate, (values, baselines, tasks))
+    values, baselines, tasks, all_weights, tilts, early = map(np.concatenate, (values, baselines, tasks, all_weights,
+                                                                            tilts, early))
     out = {}
     for i, (name, s) in enumerate(zip(task_names, sums)):
-        value, baseline = values[tasks == i], baselines[tasks == i]
+        rows = tasks == i
+        value, baseline, weights = values[rows], baselines[rows], all_weights[rows]
         out[name] = {"weight_share": float(s[0] / s[1]), "transition_share": float(s[2] / batches),
+                     # The task's mean weight: one softmax over the batch moves weight
+                     # between tasks even with per-task standardized advantages.
+                     "task_weight": float(weights.mean()),
+                     # The weights' mass on each episode's first fifth (the approach to the
+                     # goal) against those transitions' share.
+                     "first_fifth_share": float(weights[early[rows]].sum() / weights.sum()),
+                     "first_fifth_transition_share": float(early[rows].mean()),
+                     "first_fifth_tilt_share": float(tilts[rows][early[rows]].sum() / tilts[rows].sum()),
+                     "return_tilt_rank_corr": float(spearmanr(weights, tilts[rows])[0]),
                      # How much of the values' spread the baseline explains: a critic on a
                      # compressed scale leaves most of it to the weights.
                      "value_std": float(value.std()), "baseline_std": float(baseline.std()),
@@ -93,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         print("  value std / baseline std / corr / advantage std:", "  ".join(
             f"{name}: {s['value_std']:.1f} / {s['baseline_std']:.1f} / {s['value_baseline_corr']:.2f} / "
             f"{s['advantage_std']:.1f}" for name, s in shares.items()), flush=True)
+        print("  task weight / first fifth's share (of; the tilt's) / rank corr. with the return-to-go tilt:", "  ".join(
+            f"{name}: {s['task_weight']:.2f} / {s['first_fifth_share']:.2f} ({s['first_fifth_transition_share']:.2f}; "
+            f"{s['first_fifth_tilt_share']:.2f}) / "
+            f"{s['return_tilt_rank_corr']:.2f}" for name, s in shares.items()), flush=True)
     if len(results) > 1:
         names = next(iter(results.values())).keys()
         mean = {name: float(np.mean([r[name]["weight_share"] for r in results.values()])) for name in names}
