@@ -16,9 +16,10 @@ import contextlib
 import dataclasses
 import os
 import socket
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 
 def checked_replace(config, **changes):
@@ -32,13 +33,20 @@ def checked_replace(config, **changes):
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes a whole text file atomically (see `write_atomic_with`)."""
+    write_atomic_with(path, lambda f: f.write(text))
+
+
+def write_atomic_with(path: str | os.PathLike, write: Callable[[IO], Any], binary: bool = False) -> None:
     """Writes a whole file by temp name + rename: readers see the old or the new, never half.
-    The temp file is removed if the write fails."""
+    `write(f)` fills the open temp file (text, or bytes with binary=True); the temp file is
+    removed if it fails. Its name holds the process and the thread, so concurrent writers
+    of one path (a launcher's threads too) never share a temp file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

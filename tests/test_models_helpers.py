@@ -44,6 +44,16 @@ def test_write_atomic_replaces_whole_files_and_leaves_no_temp_file(tmp_path):
     assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
+def test_write_atomic_from_concurrent_threads_leaves_one_whole_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "index.csv"
+    texts = [str(i) * 200_000 for i in range(8)]  # long writes, so the threads overlap
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda text: write_atomic(path, text), texts * 3))  # each raises on failure
+    assert path.read_text() in texts and [p.name for p in tmp_path.iterdir()] == ["index.csv"]
+
+
 def test_checked_replace_names_an_unknown_field():
     @dataclasses.dataclass(frozen=True)
     class Config:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from harness.data import tasks
-from models.helpers import write_atomic
+from models.helpers import write_atomic, write_atomic_with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,10 +164,8 @@ def save(directory: str | os.PathLike, snapshots: Snapshots, config: LearnerConf
         for module, leaves in params.items():
             for name, value in leaves.items():
                 flat[f"{i}|{module}|{name}"] = value
-    tmp = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, agent_steps=snapshots.agent_steps, updates=snapshots.updates, **flat)
-    os.replace(tmp, npz_path)
+    write_atomic_with(npz_path, lambda f: np.savez(f, agent_steps=snapshots.agent_steps, updates=snapshots.updates, **flat),
+                      binary=True)
     meta = {"task": snapshots.task, "learner": dataclasses.asdict(config), "count": len(snapshots),
             "learning_curve": [list(p) for p in snapshots.learning_curve], "seconds": round(snapshots.seconds, 1)}
     write_atomic(json_path, json.dumps(meta, indent=2))

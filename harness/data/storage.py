@@ -45,6 +45,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from models.helpers import write_atomic, write_atomic_with
+
 FORMAT = "pac-offline"
 GENERATOR_VERSION = 2  # 2: snapshot rollouts, quality tags, D4RL-style references
 
@@ -177,12 +179,7 @@ def write_task(directory: str | os.PathLike, task: str, arrays: Mapping[str, np.
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     # An old spec must not vouch for the new npz while it is being replaced.
     spec_path.unlink(missing_ok=True)
-    tmp_npz = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
-    with open(tmp_npz, "wb") as f:
-        np.savez_compressed(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_npz, npz_path)
+    write_atomic_with(npz_path, lambda f: np.savez_compressed(f, **arrays), binary=True)
     full_spec = dict(spec)
     full_spec.update(
         format=FORMAT,
@@ -193,9 +190,7 @@ def write_task(directory: str | os.PathLike, task: str, arrays: Mapping[str, np.
         arrays={k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
         sha256=_sha256(npz_path),
     )
-    tmp_spec = spec_path.with_name(f".{spec_path.name}.{os.getpid()}.tmp")
-    tmp_spec.write_text(json.dumps(full_spec, indent=2, sort_keys=True))
-    os.replace(tmp_spec, spec_path)
+    write_atomic(spec_path, json.dumps(full_spec, indent=2, sort_keys=True))
     return spec_path
 
 
