@@ -7,8 +7,8 @@ those all of its weight).
     python -m benchmarks.weight_share RUN_DIR --batches 64 --json out.json
 
 For each run folder (policy_improvement 'data_advantage'), the newest checkpoint's
-weights over `--batches` batches of the training split, drawn as training draws them
-(tasks uniformly): per task, the weights' share on transitions of the top quarter of
+weights over `--batches` batches of the training split, drawn uniformly inside each task
+(as training draws them unless the run set `sample_weighting`), tasks uniformly: per task, the weights' share on transitions of the top quarter of
 that task's episodes against those transitions' share of the batch (BC's weights are
 uniform, so its share equals the transitions' share, about 0.25); and the advantage's two
 terms, the data action's value and the baseline V(s): their spreads and correlation; the

@@ -132,7 +132,8 @@ class TrainConfig:
     # data's better behaviour, p proportional to exp(z / T) with z the standardized
     # 'episode_return' (trajectory weighting, Hong et al. 2023: a soft filtered BC) or
     # 'return_to_go' (the mc_return at `discount`), T set so that KL(p || uniform) =
-    # sample_kl_epsilon per task. A sampler, not a loss weight: every example of a batch
+    # sample_kl_epsilon per task (or the steepest tilt, all on the best values, where a
+    # task's data cannot move that far from uniform). A sampler, not a loss weight: every example of a batch
     # counts fully, where weights of the same KL leave an effective batch of a quarter.
     # Held-out losses stay on the uniform valid split. Measured, not adopted (2026-12-02,
     # 2-core CPU, demo data, the comparison's settings, calibration seeds 7 / 8, 10 episodes

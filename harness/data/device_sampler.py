@@ -26,7 +26,9 @@ def sample(arrays: SplitArrays, key: jax.Array, batch_size: int) -> Batch:
     position = arrays.split_starts[task] + jnp.minimum(offset, arrays.split_sizes[task] - 1)
     if arrays.alias_keep is not None:
         # A weighted draw inside the task (Sampler's sample_weighting): Walker's alias step.
-        # Its key is fold_in(key, 2): fold_in(key, 1) is the position key (split's second).
-        keep = jax.random.uniform(jax.random.fold_in(key, 2), (batch_size,)) < arrays.alias_keep[position]
+        # Its own key, the third of split(key, 3): reusing the position key (fold_in(key, 1)
+        # is split's second key) correlates the kept draw with the position and biases it.
+        alias_key = jax.random.split(key, 3)[2]
+        keep = jax.random.uniform(alias_key, (batch_size,)) < arrays.alias_keep[position]
         position = jnp.where(keep, position, arrays.alias_other[position])
     return gather(arrays, position, task.astype(jnp.int32))
