@@ -7,9 +7,10 @@ those all of its weight).
     python -m benchmarks.weight_share RUN_DIR --batches 64 --json out.json
 
 For each run folder (policy_improvement 'data_advantage'), the newest checkpoint's
-weights over `--batches` batches of the training split, drawn uniformly inside each task
-(as training draws them unless the run set `sample_weighting`), tasks uniformly: per task, the weights' share on transitions of the top quarter of
-that task's episodes against those transitions' share of the batch (BC's weights are
+weights over `--batches` batches of the training split, tasks uniformly and transitions
+uniformly inside each (as training draws them unless the run set `sample_weighting`): per
+task, the weights' share on transitions of the top quarter of that task's episodes
+against those transitions' share of the batch (BC's weights are
 uniform, so its share equals the transitions' share, about 0.25); and the advantage's two
 terms, the data action's value and the baseline V(s): their spreads and correlation; the
 task's mean weight; the weights' mass on the first fifth of each episode; and their rank
@@ -52,11 +53,8 @@ def weight_share(run_dir: Path, batches: int = 32, top_fraction: float = 0.25, s
     # Where in its episode each transition lies (0 = first step), and the sampler's
     # return-to-go tilt at the weights' KL (`sample_weighting` 'return_to_go', as a ratio to
     # uniform): how far the weights are a plain return tilt.
-    episode_fraction = np.concatenate([
-        (np.arange(t.num_transitions) - np.repeat(np.cumsum(t.arrays["episode_lengths"]) - t.arrays["episode_lengths"],
-                                                  t.arrays["episode_lengths"])) / np.repeat(t.arrays["episode_lengths"],
-                                                                                            t.arrays["episode_lengths"])
-        for t in job.dataset.tasks])
+    episode_fraction = np.concatenate([t.transition_step() / t.arrays["episode_lengths"][t.transition_episode()]
+                                       for t in job.dataset.tasks])
     tilt = np.zeros(len(arrays.transition))
     for i in range(len(task_names)):
         rows = slice(arrays.split_starts[i], arrays.split_starts[i] + arrays.split_sizes[i])

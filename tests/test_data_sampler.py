@@ -46,6 +46,14 @@ def test_transitions_match_the_stored_episodes(dataset):
         assert data.arrays["rewards"][t[0]] == b.reward[i]
 
 
+def test_transition_steps_count_from_each_episode_start(dataset):
+    task = dataset.tasks[0]
+    steps, episodes = task.transition_step(), task.transition_episode()
+    first = np.flatnonzero(np.diff(episodes, prepend=-1))  # each episode's first transition
+    assert np.all(steps[first] == 0) and np.all(np.diff(steps)[np.diff(episodes) == 0] == 1)
+    np.testing.assert_array_equal(steps[np.r_[first[1:], len(steps)] - 1] + 1, task.arrays["episode_lengths"])
+
+
 def test_held_out_split_shares_no_episode(dataset):
     splits = dataset.split_episodes(valid_fraction=0.25)
     for task in dataset.tasks:

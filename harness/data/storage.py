@@ -107,6 +107,11 @@ class TaskData:
         """Episode id of every transition, [num_transitions]."""
         return np.repeat(np.arange(self.num_episodes), self.arrays["episode_lengths"])
 
+    def transition_step(self) -> np.ndarray:
+        """Step of every transition within its own episode (0 = the first), [num_transitions]."""
+        lengths = self.arrays["episode_lengths"]
+        return np.arange(self.num_transitions) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
     def transition_observation_index(self) -> np.ndarray:
         """Row of `observations` holding each transition's o_t (o_{t+1} is the next row)."""
         # Episode e contributes len_e transitions and len_e + 1 observations, so the
